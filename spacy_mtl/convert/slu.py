@@ -1,0 +1,105 @@
+"""The seq.in / seq.out / label format of ATIS and SNIPS (Goo et al. 2018):
+one utterance a line; words, IOB2 slot tags and the intent on the same line
+of three files. `a#b` in `label` is a multi-intent utterance."""
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+from spacy.tokens import Doc, Span
+from spacy.vocab import Vocab
+
+from ..scoring import SLOTS_KEY
+from .errors import ConversionError
+from .write import write_docbin
+
+WORDS_FILE, TAGS_FILE, INTENT_FILE = "seq.in", "seq.out", "label"
+
+
+def read_lines(path: Path) -> List[str]:
+    """Lines of a UTF-8 file. Split on "\\n" only: str.splitlines() would also
+    split inside an utterance on characters such as U+2028 or U+0085."""
+    try:
+        text = path.read_text(encoding="utf8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConversionError(path, f"not valid UTF-8 ({err.reason})", line) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def bio_spans(tags: List[str], path: Path, line: int) -> List[tuple]:
+    """(start, end, label) of an IOB2 sequence; an error for any tag that is
+    not O, B-x or I-x, and for an I-x that does not continue a B-x or I-x."""
+    spans = []
+    for i, tag in enumerate(tags):
+        prefix, _, label = tag.partition("-")
+        if tag == "O":
+            continue
+        if prefix not in ("B", "I") or not label:
+            raise ConversionError(path, f"token {i + 1}: '{tag}' is not an IOB2 tag (O, B-type, I-type)", line)
+        if prefix == "B":
+            spans.append([i, i + 1, label])
+        elif spans and spans[-1][1] == i and spans[-1][2] == label:
+            spans[-1][1] = i + 1
+        else:
+            raise ConversionError(
+                path, f"token {i + 1}: '{tag}' does not continue a B-{label} or I-{label} (not IOB2)", line
+            )
+    return [tuple(span) for span in spans]
+
+
+def read_slu(in_dir: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterator[Doc]:
+    """Docs with the intent in doc.cats ({label: 1.0}) and the slots in
+    doc.spans["slots"]. `seq.in` is required; a folder without `seq.out` or
+    without `label` gives docs not annotated for slots or for intent."""
+    in_dir = Path(in_dir)
+    vocab = vocab or Vocab()
+    words_path = in_dir / WORDS_FILE
+    if not words_path.is_file():
+        raise ConversionError(words_path, "file not found (expected seq.in, seq.out and label)")
+    word_lines = read_lines(words_path)
+    columns = {}
+    for name in (TAGS_FILE, INTENT_FILE):
+        path = in_dir / name
+        if path.is_file():
+            lines = read_lines(path)
+            if len(lines) != len(word_lines):
+                line = min(len(lines), len(word_lines)) + 1
+                raise ConversionError(
+                    path, f"{len(lines)} lines, but {words_path.name} has {len(word_lines)}", line
+                )
+            columns[name] = (path, lines)
+    if not columns:
+        raise ConversionError(in_dir, "neither seq.out (slots) nor label (intent) found")
+    for i, word_line in enumerate(word_lines):
+        yield _make_doc(vocab, words_path, word_line, columns, i)
+
+
+def _make_doc(vocab: Vocab, words_path: Path, word_line: str, columns: dict, index: int) -> Doc:
+    line = index + 1
+    words = word_line.split()
+    if not words:
+        raise ConversionError(words_path, "empty utterance", line)
+    doc = Doc(vocab, words=words)
+    if TAGS_FILE in columns:
+        path, lines = columns[TAGS_FILE]
+        tags = lines[index].split()
+        if len(tags) != len(words):
+            raise ConversionError(path, f"{len(tags)} tags for the {len(words)} words of {words_path.name}", line)
+        spans = [Span(doc, start, end, label=label) for start, end, label in bio_spans(tags, path, line)]
+        doc.spans[SLOTS_KEY] = spans
+    if INTENT_FILE in columns:
+        path, lines = columns[INTENT_FILE]
+        intent = lines[index].strip()
+        if not intent or len(intent.split()) > 1:
+            raise ConversionError(path, f"expected one intent label, got '{intent}'", line)
+        doc.cats = {intent: 1.0}
+    return doc
+
+
+def convert_slu(in_dir: Union[str, Path], out_path: Union[str, Path]) -> int:
+    """Convert a seq.in/seq.out/label folder to a .spacy file; returns the
+    number of docs. Everything is checked before anything is written."""
+    docs = list(read_slu(in_dir))
+    return write_docbin(docs, out_path)

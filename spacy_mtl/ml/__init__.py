@@ -1,0 +1,11 @@
+from .encoders import packaged_model
+from .heads import build_sequence_classifier, build_soft_label_embedding, build_token_classifier
+from .slot_intent import build_slot_intent_model
+
+__all__ = [
+    "build_sequence_classifier",
+    "build_slot_intent_model",
+    "build_soft_label_embedding",
+    "build_token_classifier",
+    "packaged_model",
+]

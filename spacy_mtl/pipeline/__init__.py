@@ -1,0 +1,3 @@
+from .slot_intent import SlotIntent, make_slot_intent
+
+__all__ = ["SlotIntent", "make_slot_intent"]

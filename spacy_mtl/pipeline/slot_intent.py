@@ -1,0 +1,325 @@
+"""`slot_intent`: joint intent classification and slot filling."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
+from ..ml.heads import OUTPUT_LAYER
+from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
+
+default_model_config = """
+[model]
+@architectures = "spacy_mtl.SlotIntentModel.v1"
+intent_to_slots = true
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[model.intent_head]
+@architectures = "spacy_mtl.SequenceClassifier.v1"
+hidden_width = 0
+dropout = 0.1
+
+[model.slot_head]
+@architectures = "spacy_mtl.TokenClassifier.v1"
+hidden_width = 0
+dropout = 0.1
+
+[model.label_embedding]
+@architectures = "spacy_mtl.SoftLabelEmbedding.v1"
+width = 32
+"""
+DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
+
+# Small constant so log() of a zero probability stays finite in decoding.
+EPSILON = 1e-9
+
+
+@Language.factory(
+    "slot_intent",
+    assigns=["doc.cats", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "multi_label": False,
+        "threshold": 0.5,
+        "slots_weight": 1.0,
+        "intent_weight": 1.0,
+        "spans_key": SLOTS_KEY,
+        "scorer": {"@scorers": "spacy_mtl.slot_intent_scorer.v1"},
+    },
+    default_score_weights={
+        "sent_acc": 0.5,
+        "slot_f": 0.3,
+        "intent_acc": 0.2,
+        "slot_p": None,
+        "slot_r": None,
+    },
+)
+def make_slot_intent(
+    nlp: Language,
+    name: str,
+    model: Model,
+    multi_label: bool,
+    threshold: float,
+    slots_weight: float,
+    intent_weight: float,
+    spans_key: str,
+    scorer: Optional[Callable],
+) -> "SlotIntent":
+    """Joint intent classifier and slot filler over a shared encoder.
+
+    multi_label (bool): False: every intent string (`a#b` included) is one
+        class of a softmax. True: `a#b` is the set {a, b}, one sigmoid per
+        atomic intent, and every intent over `threshold` is predicted.
+    slots_weight, intent_weight (float): weights of the two losses; they scale
+        each head's gradient, and so its share of the shared encoder's update.
+    spans_key (str): the span group the slots are read from and written to.
+    """
+    return SlotIntent(
+        nlp.vocab,
+        model,
+        name,
+        multi_label=multi_label,
+        threshold=threshold,
+        slots_weight=slots_weight,
+        intent_weight=intent_weight,
+        spans_key=spans_key,
+        scorer=scorer,
+    )
+
+
+@registry.scorers("spacy_mtl.slot_intent_scorer.v1")
+def make_slot_intent_scorer() -> Callable:
+    return score_slot_intent
+
+
+class SlotIntent(TrainablePipe):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "slot_intent",
+        *,
+        multi_label: bool = False,
+        threshold: float = 0.5,
+        slots_weight: float = 1.0,
+        intent_weight: float = 1.0,
+        spans_key: str = SLOTS_KEY,
+        scorer: Optional[Callable] = score_slot_intent,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {
+            "intents": [],
+            "slot_labels": [],
+            "multi_label": multi_label,
+            "threshold": threshold,
+            "slots_weight": slots_weight,
+            "intent_weight": intent_weight,
+            "spans_key": spans_key,
+        }
+        self.model.attrs["multi_label"] = multi_label
+
+    @property
+    def intents(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["intents"])
+
+    @property
+    def slot_labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["slot_labels"])
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return self.intents + self.slot_labels
+
+    @property
+    def label_data(self) -> Dict[str, List[str]]:
+        return {"intents": list(self.intents), "slot_labels": list(self.slot_labels)}
+
+    @property
+    def tag_names(self) -> List[str]:
+        return bio_tag_names(self.slot_labels)
+
+    def intent_classes(self, doc: Doc) -> List[str]:
+        """The classes a reference doc's intent maps to ([] if it has none)."""
+        intents = gold_intents(doc)
+        if intents is None:
+            return []
+        return sorted(intents) if self.cfg["multi_label"] else [intent_label(intents)]
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, List[str]]] = None,
+    ) -> None:
+        validate_get_examples(get_examples, "SlotIntent.initialize")
+        if labels is not None:
+            intents, slot_labels = set(labels["intents"]), set(labels["slot_labels"])
+        else:
+            intents, slot_labels = set(), set()
+            for eg in get_examples():
+                intents.update(self.intent_classes(eg.reference))
+                key = self.cfg["spans_key"]
+                if key in eg.reference.spans:
+                    slot_labels.update(span.label_ for span in eg.reference.spans[key])
+        if not intents:
+            raise ValueError(
+                f"[{self.name}] no intent found in the training examples: "
+                "reference docs need doc.cats with the gold intent set to 1.0"
+            )
+        self.cfg["intents"] = sorted(intents)
+        self.cfg["slot_labels"] = sorted(slot_labels)
+        self.model.get_ref("intent_head").get_ref(OUTPUT_LAYER).set_dim("nO", len(self.intents))
+        self.model.get_ref("slot_head").get_ref(OUTPUT_LAYER).set_dim("nO", len(self.tag_names))
+        doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=doc_sample)
+
+    def predict(self, docs: Iterable[Doc]) -> Tuple[List[Floats2d], Floats2d]:
+        docs = list(docs)
+        if not docs:
+            return [], self.model.ops.alloc2f(0, len(self.intents))
+        slot_logits, intent_logits = self.model.predict(docs)
+        ops = self.model.ops
+        slot_probs = [ops.softmax(logits) for logits in slot_logits]
+        multi_label = self.cfg["multi_label"]
+        intent_probs = ops.sigmoid(intent_logits) if multi_label else ops.softmax(intent_logits)
+        return slot_probs, intent_probs
+
+    def set_annotations(self, docs: Iterable[Doc], scores: Tuple[List[Floats2d], Floats2d]) -> None:
+        slot_probs, intent_probs = scores
+        intent_probs = self.model.ops.to_numpy(intent_probs)
+        tag_names = self.tag_names
+        transitions = bio_transitions(tag_names)
+        key = self.cfg["spans_key"]
+        for i, doc in enumerate(docs):
+            doc.cats.update(zip(self.intents, intent_probs[i].tolist()))
+            log_probs = numpy.log(self.model.ops.to_numpy(slot_probs[i]) + EPSILON)
+            tags = [tag_names[j] for j in constrained_viterbi(log_probs, *transitions)]
+            spans = [Span(doc, start, end, label=label) for start, end, label in bio_to_spans(tags)]
+            doc.spans[key] = SpanGroup(doc, name=key, spans=spans)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_examples(examples, "SlotIntent.update")
+        examples = list(examples)
+        if not any(len(eg.predicted) for eg in examples):
+            # The transformer skips such a batch too: nothing waits for a backprop.
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        head_losses, gradients = self._losses_and_gradients(examples, scores)
+        # Always backprop, even with all-zero gradients: the last listener of a
+        # shared transformer is the one that runs its backward pass.
+        backprop(gradients)
+        if sgd is not None:
+            self.finish_update(sgd)
+        for head, loss in head_losses.items():
+            losses.setdefault(f"{self.name}:{head}", 0.0)
+            losses[f"{self.name}:{head}"] += loss
+        losses[self.name] += self.cfg["slots_weight"] * head_losses["slots"]
+        losses[self.name] += self.cfg["intent_weight"] * head_losses["intent"]
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, Tuple[List[Floats2d], Floats2d]]:
+        """Weighted loss and gradients w.r.t. the logits of both heads."""
+        head_losses, gradients = self._losses_and_gradients(list(examples), scores)
+        loss = self.cfg["slots_weight"] * head_losses["slots"] + self.cfg["intent_weight"] * head_losses["intent"]
+        return loss, gradients
+
+    def _losses_and_gradients(self, examples: List[Example], scores):
+        slot_logits, intent_logits = scores
+        slot_loss, d_slots = self._slot_loss(examples, slot_logits)
+        intent_loss, d_intent = self._intent_loss(examples, intent_logits)
+        d_slots = [d * self.cfg["slots_weight"] for d in d_slots]
+        d_intent = d_intent * self.cfg["intent_weight"]
+        return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
+
+    def _slot_loss(self, examples: List[Example], slot_logits: List[Floats2d]):
+        """Token cross-entropy, averaged over the tokens of docs that have
+        slot annotation; tokens of the other docs get zero gradient."""
+        ops = self.model.ops
+        tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
+        key = self.cfg["spans_key"]
+        targets, masks = [], []
+        for eg, logits in zip(examples, slot_logits):
+            target = numpy.zeros(len(logits), dtype="int32")
+            mask = numpy.zeros(len(logits), dtype="float32")
+            if key in eg.reference.spans:
+                aligned = eg.get_aligned_spans_y2x(eg.reference.spans[key], allow_overlap=True)
+                tags = spans_to_bio(len(eg.predicted), [(s.start, s.end, s.label_) for s in aligned])
+                for i, tag in enumerate(tags):
+                    if tag in tag_index:  # a label unseen at initialization carries no loss
+                        target[i], mask[i] = tag_index[tag], 1.0
+            targets.append(target)
+            masks.append(mask)
+        n_tokens = max(sum(m.sum() for m in masks), 1.0)
+        loss, gradients = 0.0, []
+        for logits, target, mask in zip(slot_logits, targets, masks):
+            probs = ops.softmax(logits)
+            truth = ops.alloc2f(*probs.shape)
+            if len(target):
+                truth[numpy.arange(len(target)), target] = 1.0
+            mask = ops.asarray(mask)[:, None]
+            gradients.append((probs - truth) * mask / n_tokens)
+            loss -= float((ops.xp.log(probs + EPSILON) * truth * mask).sum())
+        return float(loss / n_tokens), gradients
+
+    def _intent_loss(self, examples: List[Example], intent_logits: Floats2d):
+        """Cross-entropy (softmax) or binary cross-entropy (multi-label),
+        averaged over the docs that have an intent."""
+        ops = self.model.ops
+        class_index = {label: i for i, label in enumerate(self.intents)}
+        truth = numpy.zeros(intent_logits.shape, dtype="float32")
+        mask = numpy.zeros((len(examples), 1), dtype="float32")
+        for i, eg in enumerate(examples):
+            classes = self.intent_classes(eg.reference)
+            if classes and all(label in class_index for label in classes):
+                truth[i, [class_index[label] for label in classes]] = 1.0
+                mask[i] = 1.0
+        n_docs = max(float(mask.sum()), 1.0)
+        truth, mask = ops.asarray(truth), ops.asarray(mask)
+        if self.cfg["multi_label"]:
+            probs = ops.sigmoid(intent_logits)
+            log_likelihood = truth * ops.xp.log(probs + EPSILON) + (1 - truth) * ops.xp.log(1 - probs + EPSILON)
+        else:
+            probs = ops.softmax(intent_logits)
+            log_likelihood = truth * ops.xp.log(probs + EPSILON)
+        loss = -float((log_likelihood * mask).sum()) / n_docs
+        return loss, (probs - truth) * mask / n_docs
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Optional[float]]:
+        validate_examples(examples, "SlotIntent.score")
+        return self.scorer(
+            examples,
+            spans_key=self.cfg["spans_key"],
+            multi_label=self.cfg["multi_label"],
+            threshold=self.cfg["threshold"],
+            **kwargs,
+        )

@@ -1,0 +1,55 @@
+import os
+from pathlib import Path
+from typing import List
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("SPACY_MTL_DATA", Path(__file__).parents[2] / "shared" / "data"))
+
+
+def read_snips(n: int) -> List[tuple]:
+    """First n (words, tags, intent) examples of the SNIPS train split."""
+    folder = SHARED_DATA / "snips" / "train"
+    if not folder.is_dir():
+        pytest.skip(f"SNIPS data not found at {folder} (set SPACY_MTL_DATA)")
+    columns = [(folder / name).read_text(encoding="utf8").split("\n")[:n] for name in ("seq.in", "seq.out", "label")]
+    return [(words.split(), tags.split(), intent.strip()) for words, tags, intent in zip(*columns)]
+
+
+def build_tiny_bert(path: Path, sentences: List[str]) -> Path:
+    """A 2-layer, 32-wide random BERT with a WordPiece vocabulary trained on
+    the given sentences: real spacy-transformers code paths, in seconds."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(sentences, vocab_size=400, min_frequency=1)
+    wordpiece.save_model(str(path))
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(path))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def snips_sample():
+    return read_snips(50)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory, snips_sample) -> Path:
+    sentences = [" ".join(words) for words, _, _ in snips_sample]
+    sentences += ["the quick brown fox jumps over the lazy dog", "flights from boston to denver"]
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), sentences)
