@@ -1,0 +1,49 @@
+"""Get the datasets into assets/: copied from a local `shared/data` folder
+beside the repository when there is one, else downloaded from the public
+sources named in each dataset's SOURCE.md."""
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+
+import typer
+
+SLOT_GATED = "https://raw.githubusercontent.com/MiuLab/SlotGated-SLU/61f0307c729b1fad479ef1de94aa5ac5dee601b0/data"
+SLU_FILES = [f"{split}/{name}" for split in ("train", "valid") for name in ("seq.in", "seq.out", "label")]
+SOURCES = {
+    "snips": (f"{SLOT_GATED}/snips", SLU_FILES),
+    "atis": (f"{SLOT_GATED}/atis", SLU_FILES),
+}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def main(
+    datasets: list[str] = typer.Argument(..., help=f"Any of: {', '.join(SOURCES)}"),
+    dest: Path = typer.Option(REPO_ROOT / "assets", help="Where the dataset folders go"),
+    local: Path = typer.Option(LOCAL_DATA, help="Local copy of the data, used when present"),
+) -> None:
+    for name in datasets:
+        if name not in SOURCES:
+            typer.secho(f"Unknown dataset '{name}'; known: {', '.join(SOURCES)}", fg="red", err=True)
+            raise typer.Exit(1)
+        base_url, files = SOURCES[name]
+        for file_name in files:
+            target = dest / name / file_name
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = local / name / file_name
+            if source.is_file():
+                shutil.copyfile(source, target)
+            else:
+                url = f"{base_url}/{file_name}"
+                print(f"Downloading {url}", file=sys.stderr)
+                tmp = target.with_suffix(target.suffix + ".part")
+                urllib.request.urlretrieve(url, tmp)
+                tmp.rename(target)
+        print(f"{name}: {dest / name}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,63 @@
+import pytest
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.vocab import Vocab
+
+from spacy_mtl.scoring import score_slot_intent
+
+WORDS = "flights from boston to new york".split()
+
+
+def make_doc(vocab, slots=None, cats=None):
+    doc = Doc(vocab, words=WORDS)
+    if slots is not None:
+        doc.spans["slots"] = [Span(doc, s, e, label=label) for s, e, label in slots]
+    if cats is not None:
+        doc.cats = cats
+    return doc
+
+
+def example(predicted, gold):
+    vocab = Vocab()
+    return Example(make_doc(vocab, *predicted), make_doc(vocab, *gold))
+
+
+def test_slots_are_exact_typed_spans():
+    gold = ([(2, 3, "from"), (4, 6, "to")], {"flight": 1.0})
+    eg = example(([(2, 3, "from"), (4, 5, "to")], {"flight": 0.9, "fare": 0.1}), gold)
+    scores = score_slot_intent([eg])
+    assert scores["slot_p"] == pytest.approx(0.5)
+    assert scores["slot_r"] == pytest.approx(0.5)
+    assert scores["intent_acc"] == 1.0
+    assert scores["sent_acc"] == 0.0
+
+
+def test_wrong_type_counts_as_error_and_frame_needs_both():
+    gold = ([(2, 3, "from")], {"flight": 1.0})
+    wrong_type = example(([(2, 3, "to")], {"flight": 0.9, "fare": 0.1}), gold)
+    wrong_intent = example(([(2, 3, "from")], {"flight": 0.2, "fare": 0.8}), gold)
+    right = example(([(2, 3, "from")], {"flight": 0.6, "fare": 0.4}), gold)
+    scores = score_slot_intent([wrong_type, wrong_intent, right])
+    assert scores["slot_f"] == pytest.approx(2 / 3)
+    assert scores["intent_acc"] == pytest.approx(2 / 3)
+    assert scores["sent_acc"] == pytest.approx(1 / 3)
+
+
+def test_unannotated_tasks_are_not_scored():
+    only_intent = example(([(0, 1, "x")], {"flight": 0.9, "fare": 0.1}), (None, {"flight": 1.0}))
+    only_slots = example(([(2, 3, "from")], {"fare": 0.9}), ([(2, 3, "from")], None))
+    scores = score_slot_intent([only_intent, only_slots])
+    assert scores["slot_f"] == 1.0  # the spurious span of the intent-only doc is not counted
+    assert scores["intent_acc"] == 1.0  # the slot-only doc has no intent to get wrong
+    assert scores["sent_acc"] is None  # no doc annotates both
+    assert score_slot_intent([only_intent])["slot_f"] is None
+
+
+def test_multi_intent_labels():
+    gold = ([], {"airfare#flight": 1.0})
+    single = example(([], {"flight#airfare": 0.7, "flight": 0.3}), gold)
+    assert score_slot_intent([single])["intent_acc"] == 1.0  # order of the parts does not matter
+    multi = example(([], {"flight": 0.9, "airfare": 0.6, "meal": 0.1}), gold)
+    assert score_slot_intent([multi], multi_label=True)["intent_acc"] == 1.0
+    assert score_slot_intent([multi], multi_label=True, threshold=0.7)["intent_acc"] == 0.0
+    assert score_slot_intent([multi], multi_label=False)["intent_acc"] == 0.0
