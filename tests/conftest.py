@@ -3,6 +3,9 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from spacy.tokens import Doc
+
+from spacy_mtl.convert import read_slu
 
 SHARED_DATA = Path(os.environ.get("SPACY_MTL_DATA", Path(__file__).parents[2] / "shared" / "data"))
 
@@ -53,3 +56,15 @@ def tiny_bert(tmp_path_factory, snips_sample) -> Path:
     sentences = [" ".join(words) for words, _, _ in snips_sample]
     sentences += ["the quick brown fox jumps over the lazy dog", "flights from boston to denver"]
     return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), sentences)
+
+
+def write_slu(folder: Path, data) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(("seq.in", "seq.out", "label")):
+        (folder / name).write_text("\n".join(" ".join(row[i]) if i < 2 else row[i] for row in data) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def snips_docs(snips_sample, tmp_path_factory) -> List[Doc]:
+    return list(read_slu(write_slu(tmp_path_factory.mktemp("snips"), snips_sample)))

@@ -194,10 +194,14 @@ class SlotIntent(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> Tuple[List[Floats2d], Floats2d]:
         docs = list(docs)
-        if not docs:
-            return [], self.model.ops.alloc2f(0, len(self.intents))
-        slot_logits, intent_logits = self.model.predict(docs)
         ops = self.model.ops
+        if not any(len(doc) for doc in docs):
+            # Nothing to encode (the transformer cannot pool an all-empty
+            # batch): no slots, and a uniform intent distribution.
+            n_intents = len(self.intents)
+            uniform = ops.alloc2f(len(docs), n_intents) + 1.0 / max(n_intents, 1)
+            return [ops.alloc2f(0, len(self.tag_names)) for _ in docs], uniform
+        slot_logits, intent_logits = self.model.predict(docs)
         slot_probs = [ops.softmax(logits) for logits in slot_logits]
         multi_label = self.cfg["multi_label"]
         intent_probs = ops.sigmoid(intent_logits) if multi_label else ops.softmax(intent_logits)
@@ -272,8 +276,7 @@ class SlotIntent(TrainablePipe):
             target = numpy.zeros(len(logits), dtype="int32")
             mask = numpy.zeros(len(logits), dtype="float32")
             if key in eg.reference.spans:
-                aligned = eg.get_aligned_spans_y2x(eg.reference.spans[key], allow_overlap=True)
-                tags = spans_to_bio(len(eg.predicted), [(s.start, s.end, s.label_) for s in aligned])
+                tags = spans_to_bio(len(eg.predicted), aligned_spans(eg, key))
                 for i, tag in enumerate(tags):
                     if tag in tag_index:  # a label unseen at initialization carries no loss
                         target[i], mask[i] = tag_index[tag], 1.0
@@ -323,3 +326,14 @@ class SlotIntent(TrainablePipe):
             threshold=self.cfg["threshold"],
             **kwargs,
         )
+
+
+def aligned_spans(eg: Example, key: str) -> List[Tuple[int, int, str]]:
+    """(start, end, label) of the reference span group on the predicted
+    tokens; spans whose boundaries fall inside a predicted token are dropped."""
+    spans = []
+    for span in eg.reference.spans[key]:
+        aligned = eg.predicted.char_span(span.start_char, span.end_char)
+        if aligned is not None:
+            spans.append((aligned.start, aligned.end, span.label_))
+    return spans

@@ -1,0 +1,46 @@
+"""Small pipelines for the tests: a tiny transformer and slot_intent."""
+from pathlib import Path
+from typing import List
+
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+
+TRF_MODEL = {
+    "@architectures": "spacy-transformers.TransformerModel.v3",
+    "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 64, "stride": 48},
+    "tokenizer_config": {"use_fast": True},
+}
+
+
+def make_nlp(tiny_bert: Path, **slot_intent_config) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(tiny_bert)}})
+    nlp.add_pipe("slot_intent", config=slot_intent_config)
+    return nlp
+
+
+def examples_for(nlp, docs) -> List[Example]:
+    return [Example(Doc(nlp.vocab, words=[t.text for t in doc]), doc) for doc in docs]
+
+
+def update(nlp, examples, optimizer, losses=None):
+    """One step as `spacy train` takes it: every component's update first,
+    then every optimizer step. (nlp.update(sgd=...) steps the transformer
+    before the listeners have backpropagated into it.)"""
+    nlp.update(examples, sgd=False, losses=losses, drop=0.0)
+    for _, component in nlp.pipeline:
+        if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
+            component.finish_update(optimizer)
+
+
+def train(nlp, examples, n_epochs=25, learn_rate=0.003):
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = learn_rate
+    history = []
+    for _ in range(n_epochs):
+        losses = {}
+        for i in range(0, len(examples), 10):
+            update(nlp, examples[i : i + 10], optimizer, losses)
+        history.append(losses)
+    return history

@@ -1,0 +1,89 @@
+"""Docs that annotate only some tasks: missing labels carry no gradient, and
+the encoder still receives every gradient that is there (DESIGN.md rules 1-3)."""
+import numpy
+import pytest
+from thinc.api import Adam
+
+from pipelines import examples_for, make_nlp, update
+
+
+def encoder_weights(nlp) -> numpy.ndarray:
+    module = nlp.get_pipe("transformer").model.transformer
+    return numpy.concatenate([p.detach().cpu().numpy().ravel() for p in module.parameters()])
+
+
+def encoder_change(nlp, examples, **weights) -> float:
+    """How far one update on `examples` moves the shared encoder. A fresh Adam
+    without weight decay moves a weight only if it has a gradient."""
+    pipe = nlp.get_pipe("slot_intent")
+    pipe.cfg.update(weights)
+    before = encoder_weights(nlp)
+    update(nlp, examples, Adam(0.001, L2=0.0))
+    return float(numpy.abs(encoder_weights(nlp) - before).sum())
+
+
+def without_intent(doc):
+    doc = doc.copy()
+    doc.cats = {}
+    return doc
+
+
+def without_slots(doc):
+    doc = doc.copy()
+    del doc.spans["slots"]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_bert, snips_docs):
+    nlp = make_nlp(tiny_bert)
+    nlp.initialize(lambda: examples_for(nlp, snips_docs))
+    return nlp
+
+
+def test_mixed_batch_trains_both_heads(nlp, snips_docs):
+    docs = [without_intent(d) for d in snips_docs[:5]] + [without_slots(d) for d in snips_docs[5:10]]
+    examples = examples_for(nlp, docs)
+    losses = {}
+    update(nlp, examples, Adam(0.001), losses)
+    assert losses["slot_intent:slots"] > 0 and losses["slot_intent:intent"] > 0
+    # Each head alone moves the encoder, through the docs it has labels for.
+    assert encoder_change(nlp, examples, slots_weight=1.0, intent_weight=0.0) > 0
+    assert encoder_change(nlp, examples, slots_weight=0.0, intent_weight=1.0) > 0
+
+
+@pytest.mark.parametrize("strip,head_weights", [
+    (without_intent, {"slots_weight": 0.0, "intent_weight": 1.0}),
+    (without_slots, {"slots_weight": 1.0, "intent_weight": 0.0}),
+])
+def test_missing_labels_are_not_negatives(nlp, snips_docs, strip, head_weights):
+    examples = examples_for(nlp, [strip(d) for d in snips_docs[:6]])
+    # Only the head whose labels are missing is weighted: no gradient at all.
+    assert encoder_change(nlp, examples, **head_weights) == 0.0
+    assert encoder_change(nlp, examples, slots_weight=1.0, intent_weight=1.0) > 0
+
+
+def test_last_listener_backprops_on_a_batch_without_its_labels(tiny_bert, snips_docs):
+    """A tagger listens to the same transformer before slot_intent. On a batch
+    with tags only, the tagger's gradient reaches the encoder only if
+    slot_intent (the last listener) still runs its backward pass."""
+    nlp = make_nlp(tiny_bert)
+    nlp.add_pipe(
+        "tagger",
+        before="slot_intent",
+        config={"model": {"tok2vec": {
+            "@architectures": "spacy-transformers.TransformerListener.v1",
+            "grad_factor": 1.0,
+            "pooling": {"@layers": "reduce_mean.v1"},
+        }}},
+    )
+    docs = [doc.copy() for doc in snips_docs[:10]]
+    for doc in docs:
+        for token in doc:
+            token.tag_ = "SHORT" if len(token.text) <= 3 else "LONG"
+    nlp.initialize(lambda: examples_for(nlp, docs))
+    tags_only = examples_for(nlp, [without_slots(without_intent(d)) for d in docs])
+    # The tagger's output layer starts at zero, so its first step sends no
+    # gradient down; measure the second.
+    update(nlp, tags_only, Adam(0.001))
+    assert encoder_change(nlp, tags_only) > 0

@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc
+
+from pipelines import examples_for, make_nlp, train
+
+CNN_LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": 64, "upstream": "*"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, snips_docs):
+    nlp = make_nlp(tiny_bert)
+    examples = examples_for(nlp, snips_docs)
+    history = train(nlp, examples)
+    return nlp, examples, history
+
+
+def predictions(nlp, texts):
+    docs = list(nlp.pipe(texts))
+    return [(doc.cats, [(s.start, s.end, s.label_) for s in doc.spans["slots"]]) for doc in docs]
+
+
+def assert_same_predictions(a, b):
+    for (cats_a, slots_a), (cats_b, slots_b) in zip(a, b):
+        assert slots_a == slots_b
+        assert cats_a.keys() == cats_b.keys()
+        numpy.testing.assert_allclose(list(cats_a.values()), list(cats_b.values()), rtol=1e-5, atol=1e-6)
+
+
+def test_it_learns(trained):
+    nlp, examples, history = trained
+    for head in ("slot_intent:slots", "slot_intent:intent"):
+        assert history[-1][head] < 0.25 * history[0][head]
+    scores = nlp.evaluate(examples)
+    # Chance is 1/7 for intents and close to 0 for exact slot spans.
+    assert scores["intent_acc"] > 0.8
+    assert scores["slot_f"] > 0.6
+    assert scores["sent_acc"] > 0.4
+
+
+def test_predictions_land_in_cats_and_spans(trained):
+    nlp, examples, _ = trained
+    pipe = nlp.get_pipe("slot_intent")
+    doc = nlp(Doc(nlp.vocab, words=[t.text for t in examples[0].reference]))
+    assert set(doc.cats) == set(pipe.intents)
+    assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-4)
+    assert max(doc.cats, key=doc.cats.get) == next(iter(examples[0].reference.cats))
+    assert all(span.label_ in pipe.slot_labels for span in doc.spans["slots"])
+    predicted = {(s.start, s.end, s.label_) for s in doc.spans["slots"]}
+    gold = {(s.start, s.end, s.label_) for s in examples[0].reference.spans["slots"]}
+    assert predicted & gold
+
+
+def test_empty_and_pretokenized_docs(trained):
+    nlp, _, _ = trained
+    empty = nlp("")
+    assert len(empty.spans["slots"]) == 0 and len(empty.cats) == len(nlp.get_pipe("slot_intent").intents)
+    docs = list(nlp.pipe(["", "play some jazz", Doc(nlp.vocab, words=["add", "this", "song"])]))
+    assert [len(doc) for doc in docs] == [0, 3, 3]
+
+
+def test_to_disk_round_trip(trained, tmp_path):
+    nlp, examples, _ = trained
+    texts = [eg.reference.text for eg in examples[:8]]
+    nlp.to_disk(tmp_path / "pipeline")
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert_same_predictions(predictions(nlp, texts), predictions(reloaded, texts))
+
+
+def test_loads_in_a_process_that_never_imports_spacy_mtl(trained, tmp_path):
+    nlp, examples, _ = trained
+    nlp.to_disk(tmp_path / "pipeline")
+    text = examples[0].reference.text
+    script = (
+        "import json, sys, spacy\n"
+        f"nlp = spacy.load({str(tmp_path / 'pipeline')!r})\n"
+        f"doc = nlp({text!r})\n"
+        "print(json.dumps([doc.cats, [[s.start, s.end, s.label_] for s in doc.spans['slots']]]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    cats, slots = json.loads(result.stdout)
+    expected = predictions(nlp, [text])
+    assert_same_predictions([(cats, [tuple(s) for s in slots])], expected)
+
+
+def test_multiprocess_pipe_matches_single_process(trained):
+    nlp, examples, _ = trained
+    texts = [eg.reference.text for eg in examples[:6]]
+    assert_same_predictions(predictions(nlp, texts), [
+        (doc.cats, [(s.start, s.end, s.label_) for s in doc.spans["slots"]])
+        for doc in nlp.pipe(texts, n_process=2, batch_size=2)
+    ])
+
+
+def test_without_intent_feeding_and_multi_label(tiny_bert, snips_docs):
+    docs = [doc.copy() for doc in snips_docs[:30]]
+    for doc in docs[:10]:  # multi-intent utterances, as in ATIS
+        doc.cats = {f"{next(iter(doc.cats))}#AddToPlaylist": 1.0}
+    nlp = make_nlp(tiny_bert, multi_label=True, model={"intent_to_slots": False})
+    history = train(nlp, examples_for(nlp, docs), n_epochs=20)
+    assert history[-1]["slot_intent"] < 0.5 * history[0]["slot_intent"]
+    pipe = nlp.get_pipe("slot_intent")
+    assert all("#" not in intent for intent in pipe.intents)
+    assert not nlp.get_pipe("slot_intent").model.has_ref("label_embedding")
+    assert nlp.evaluate(examples_for(nlp, docs))["intent_acc"] > 0.5
+
+
+def test_trains_on_a_cnn_tok2vec(snips_docs):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": {"width": 64, "depth": 2}})
+    nlp.add_pipe("slot_intent", config={"model": {"tok2vec": CNN_LISTENER}})
+    history = train(nlp, examples_for(nlp, snips_docs), n_epochs=10, learn_rate=0.005)
+    assert history[-1]["slot_intent"] < 0.5 * history[0]["slot_intent"]
