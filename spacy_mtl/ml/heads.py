@@ -22,11 +22,7 @@ def build_token_classifier(
     dropout (float): dropout of the hidden layer.
     nO (Optional[int]): number of tags; usually set by the component.
     """
-    output_layer = Linear(nO=nO)
-    if hidden_width:
-        layer = chain(Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True), output_layer)
-    else:
-        layer = output_layer
+    layer, output_layer = logits_layer(hidden_width, dropout, nO)
     model = with_array(layer)
     model.set_ref(OUTPUT_LAYER, output_layer)
     return model
@@ -42,11 +38,7 @@ def build_sequence_classifier(
     Softmax or sigmoid is applied by the component, so the same head serves
     single-label and multi-label classification.
     """
-    output_layer = Linear(nO=nO)
-    if hidden_width:
-        layer = chain(Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True), output_layer)
-    else:
-        layer = output_layer
+    layer, output_layer = logits_layer(hidden_width, dropout, nO)
     model = chain(mean_pool(), layer)
     model.set_ref(OUTPUT_LAYER, output_layer)
     return model
@@ -88,6 +80,16 @@ def _label_embedding_forward(model: Model, P: Floats2d, is_train: bool):
         return model.ops.gemm(dY, E, trans2=True)
 
     return Y, backprop
+
+
+def logits_layer(hidden_width: int, dropout: float, nO: Optional[int]) -> Tuple[Model, Model]:
+    """An optional normalized Maxout layer, then a linear output layer;
+    returns the stack and its output layer (whose nO the component sets)."""
+    output_layer = Linear(nO=nO)
+    if not hidden_width:
+        return output_layer, output_layer
+    hidden = Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True)
+    return chain(hidden, output_layer), output_layer
 
 
 def mean_pool() -> Model[List[Floats2d], Floats2d]:

@@ -247,15 +247,16 @@ class SlotIntent(TrainablePipe):
         for head, loss in head_losses.items():
             losses.setdefault(f"{self.name}:{head}", 0.0)
             losses[f"{self.name}:{head}"] += loss
-        losses[self.name] += self.cfg["slots_weight"] * head_losses["slots"]
-        losses[self.name] += self.cfg["intent_weight"] * head_losses["intent"]
+        losses[self.name] += self._weighted_loss(head_losses)
         return losses
 
     def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, Tuple[List[Floats2d], Floats2d]]:
         """Weighted loss and gradients w.r.t. the logits of both heads."""
         head_losses, gradients = self._losses_and_gradients(list(examples), scores)
-        loss = self.cfg["slots_weight"] * head_losses["slots"] + self.cfg["intent_weight"] * head_losses["intent"]
-        return loss, gradients
+        return self._weighted_loss(head_losses), gradients
+
+    def _weighted_loss(self, head_losses: Dict[str, float]) -> float:
+        return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
 
     def _losses_and_gradients(self, examples: List[Example], scores):
         slot_logits, intent_logits = scores
