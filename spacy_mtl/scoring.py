@@ -84,3 +84,60 @@ def score_slot_intent(
         "intent_acc": n_intent_correct / n_intent if n_intent else None,
         "sent_acc": n_frames_correct / n_frames if n_frames else None,
     }
+
+
+
+
+def relation_tuples(doc: Doc, typed: bool) -> Set[tuple]:
+    """Relations as comparable tuples: character spans of head and tail, their
+    entity types when `typed` (strict RE+), and the relation label."""
+    rows = set()
+    for rel in doc._.relations:
+        head = (rel.head.start_char, rel.head.end_char) + ((rel.head.label_,) if typed else ())
+        tail = (rel.tail.start_char, rel.tail.end_char) + ((rel.tail.label_,) if typed else ())
+        rows.add((head, tail, rel.label))
+    return rows
+
+
+def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str, Optional[float]]:
+    """ents_p/r/f: micro over exact typed entity spans, on docs annotated for
+    entities. rel_micro_p/r/f: strict RE+ (both spans and types, and the
+    label, right); rel_macro_f: mean of per-label strict F; rel_boundaries_f:
+    as micro, ignoring entity types. Relations are scored end to end, on the
+    predicted entities, on docs annotated for relations."""
+    from .relations import has_relations_annotation
+
+    ents = PRFScore()
+    strict, boundaries = PRFScore(), PRFScore()
+    per_label: Dict[str, PRFScore] = {}
+    n_ent_docs = n_rel_docs = 0
+    for eg in examples:
+        if eg.reference.has_annotation("ENT_IOB"):
+            n_ent_docs += 1
+            gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
+            pred = {(e.start_char, e.end_char, e.label_) for e in eg.predicted.ents}
+            ents.tp, ents.fp, ents.fn = ents.tp + len(gold & pred), ents.fp + len(pred - gold), ents.fn + len(gold - pred)
+        if not has_relations_annotation(eg.reference):
+            continue
+        n_rel_docs += 1
+        for typed, score in ((True, strict), (False, boundaries)):
+            gold, pred = relation_tuples(eg.reference, typed), relation_tuples(eg.predicted, typed)
+            score.tp += len(gold & pred)
+            score.fp += len(pred - gold)
+            score.fn += len(gold - pred)
+            if typed:
+                for row in gold | pred:
+                    label_score = per_label.setdefault(row[2], PRFScore())
+                    label_score.tp += row in gold and row in pred
+                    label_score.fp += row in pred and row not in gold
+                    label_score.fn += row in gold and row not in pred
+    scores: Dict[str, Optional[float]] = dict.fromkeys(
+        ["ents_p", "ents_r", "ents_f", "rel_micro_p", "rel_micro_r", "rel_micro_f", "rel_macro_f", "rel_boundaries_f"]
+    )
+    if n_ent_docs:
+        scores["ents_p"], scores["ents_r"], scores["ents_f"] = ents.precision, ents.recall, ents.fscore
+    if n_rel_docs:
+        scores["rel_micro_p"], scores["rel_micro_r"], scores["rel_micro_f"] = strict.precision, strict.recall, strict.fscore
+        scores["rel_boundaries_f"] = boundaries.fscore
+        scores["rel_macro_f"] = sum(s.fscore for s in per_label.values()) / len(per_label) if per_label else 0.0
+    return scores

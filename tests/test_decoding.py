@@ -3,7 +3,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_mtl.ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
+from spacy_mtl.ml.decoding import (
+    biluo_tag_names,
+    biluo_to_spans,
+    biluo_transitions,
+    bio_tag_names,
+    bio_to_spans,
+    bio_transitions,
+    constrained_viterbi,
+    spans_to_biluo,
+    spans_to_bio,
+)
 
 TAGS = bio_tag_names(["from", "to", "date"])
 CAN_START, CAN_FOLLOW = bio_transitions(TAGS)
@@ -42,3 +52,27 @@ def test_unconstrained_best_path_is_kept_when_valid():
     log_probs = numpy.log(rng.dirichlet(numpy.ones(len(TAGS)), size=6))
     log_probs[:, TAGS.index("O")] += 10  # O everywhere is the best, and valid
     assert constrained_viterbi(log_probs, CAN_START, CAN_FOLLOW) == [0] * 6
+
+
+BILUO = biluo_tag_names(["Peop", "Loc"])
+BILUO_MASKS = biluo_transitions(BILUO)
+
+
+def is_valid_biluo(tags):
+    open_label = None
+    for tag in tags:
+        prefix, label = tag[:1], tag[2:]
+        if open_label is not None and not (prefix in "IL" and label == open_label):
+            return False
+        if open_label is None and prefix in "IL":
+            return False
+        open_label = label if prefix in "BI" else None
+    return open_label is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(numpy.float64, st.tuples(st.integers(0, 12), st.just(len(BILUO))), elements=st.floats(-20, 0)))
+def test_biluo_decoding_is_always_valid(log_probs):
+    tags = [BILUO[i] for i in constrained_viterbi(log_probs, *BILUO_MASKS)]
+    assert is_valid_biluo(tags)
+    assert spans_to_biluo(len(tags), biluo_to_spans(tags)) == tags

@@ -1,11 +1,14 @@
 from .encoders import packaged_model
 from .heads import build_sequence_classifier, build_soft_label_embedding, build_token_classifier
+from .ner_re import build_ner_re_model, build_span_pair_scorer
 from .slot_intent import build_slot_intent_model
 
 __all__ = [
+    "build_ner_re_model",
     "build_sequence_classifier",
     "build_slot_intent_model",
     "build_soft_label_embedding",
+    "build_span_pair_scorer",
     "build_token_classifier",
     "packaged_model",
 ]

@@ -3,7 +3,7 @@ that owns a head turns logits into probabilities, losses and annotations."""
 from typing import Callable, List, Optional, Tuple
 
 from spacy.util import registry
-from thinc.api import Linear, Maxout, Model, chain, with_array
+from thinc.api import Linear, Maxout, Model, Ops, chain, with_array
 from thinc.types import Floats2d
 
 OUTPUT_LAYER = "output_layer"
@@ -119,3 +119,16 @@ def _mean_pool_forward(
         return dXs
 
     return Y, backprop
+
+
+def same_width(ops: Ops, tokvecs: List[Floats2d], bp_encoder: Callable):
+    """spacy-transformers gives an empty doc a (0, 0) array: give it the
+    width of the others so that batches mixing empty docs concatenate."""
+    width = max((t.shape[1] for t in tokvecs), default=0)
+    shapes = [t.shape for t in tokvecs]
+    fixed = [t if t.shape[1] == width else ops.alloc2f(0, width) for t in tokvecs]
+
+    def backprop(d_tokvecs: List[Floats2d]):
+        return bp_encoder([d if d.shape == shape else ops.alloc2f(*shape) for d, shape in zip(d_tokvecs, shapes)])
+
+    return fixed, backprop

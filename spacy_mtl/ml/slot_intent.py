@@ -7,7 +7,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from .heads import OUTPUT_LAYER, build_soft_label_embedding
+from .heads import OUTPUT_LAYER, build_soft_label_embedding, same_width
 
 SlotIntentOutput = Tuple[List[Floats2d], Floats2d]
 
@@ -63,7 +63,7 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[SlotIntentOutput, Callable]:
     tokvecs, bp_encoder = model.get_ref("tok2vec")(docs, is_train)
-    tokvecs, bp_tokvecs = _same_width(model, tokvecs, bp_encoder)
+    tokvecs, bp_tokvecs = same_width(model.ops, tokvecs, bp_encoder)
     intent_logits, bp_intent = model.get_ref("intent_head")(tokvecs, is_train)
     if model.has_ref("label_embedding"):
         slot_inputs, bp_feed = _feed_intent(model, tokvecs, intent_logits, is_train)
@@ -110,15 +110,3 @@ def _feed_intent(model: Model, tokvecs: List[Floats2d], intent_logits: Floats2d,
 
     return inputs, backprop
 
-
-def _same_width(model: Model, tokvecs: List[Floats2d], bp_encoder: Callable):
-    """spacy-transformers gives an empty doc a (0, 0) array: give it the
-    width of the others so that batches mixing empty docs concatenate."""
-    width = max((t.shape[1] for t in tokvecs), default=0)
-    shapes = [t.shape for t in tokvecs]
-    fixed = [t if t.shape[1] == width else model.ops.alloc2f(0, width) for t in tokvecs]
-
-    def backprop(d_tokvecs: List[Floats2d]):
-        return bp_encoder([d if d.shape == shape else model.ops.alloc2f(*shape) for d, shape in zip(d_tokvecs, shapes)])
-
-    return fixed, backprop

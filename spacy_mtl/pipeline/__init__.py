@@ -1,3 +1,4 @@
+from .ner_re import NerRe, make_ner_re
 from .slot_intent import SlotIntent, make_slot_intent
 
-__all__ = ["SlotIntent", "make_slot_intent"]
+__all__ = ["NerRe", "SlotIntent", "make_ner_re", "make_slot_intent"]

@@ -15,6 +15,7 @@ from thinc.types import Floats2d
 from ..ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
+from .util import EPSILON, aligned_spans, token_cross_entropy
 
 default_model_config = """
 [model]
@@ -44,9 +45,6 @@ dropout = 0.1
 width = 32
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
-
-# Small constant so log() of a zero probability stays finite in decoding.
-EPSILON = 1e-9
 
 
 @Language.factory(
@@ -267,33 +265,17 @@ class SlotIntent(TrainablePipe):
         return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
 
     def _slot_loss(self, examples: List[Example], slot_logits: List[Floats2d]):
-        """Token cross-entropy, averaged over the tokens of docs that have
-        slot annotation; tokens of the other docs get zero gradient."""
-        ops = self.model.ops
-        tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
+        """Token cross-entropy over the tokens of docs that have slot
+        annotation; tokens of the other docs get zero gradient."""
         key = self.cfg["spans_key"]
-        targets, masks = [], []
-        for eg, logits in zip(examples, slot_logits):
-            target = numpy.zeros(len(logits), dtype="int32")
-            mask = numpy.zeros(len(logits), dtype="float32")
-            if key in eg.reference.spans:
-                tags = spans_to_bio(len(eg.predicted), aligned_spans(eg, key))
-                for i, tag in enumerate(tags):
-                    if tag in tag_index:  # a label unseen at initialization carries no loss
-                        target[i], mask[i] = tag_index[tag], 1.0
-            targets.append(target)
-            masks.append(mask)
-        n_tokens = max(sum(m.sum() for m in masks), 1.0)
-        loss, gradients = 0.0, []
-        for logits, target, mask in zip(slot_logits, targets, masks):
-            probs = ops.softmax(logits)
-            truth = ops.alloc2f(*probs.shape)
-            if len(target):
-                truth[numpy.arange(len(target)), target] = 1.0
-            mask = ops.asarray(mask)[:, None]
-            gradients.append((probs - truth) * mask / n_tokens)
-            loss -= float((ops.xp.log(probs + EPSILON) * truth * mask).sum())
-        return float(loss / n_tokens), gradients
+        tags = [
+            spans_to_bio(len(eg.predicted), aligned_spans(eg, eg.reference.spans[key]))
+            if key in eg.reference.spans
+            else []
+            for eg in examples
+        ]
+        tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
+        return token_cross_entropy(self.model.ops, slot_logits, tags, tag_index)
 
     def _intent_loss(self, examples: List[Example], intent_logits: Floats2d):
         """Cross-entropy (softmax) or binary cross-entropy (multi-label),
@@ -328,13 +310,3 @@ class SlotIntent(TrainablePipe):
             **kwargs,
         )
 
-
-def aligned_spans(eg: Example, key: str) -> List[Tuple[int, int, str]]:
-    """(start, end, label) of the reference span group on the predicted
-    tokens; spans whose boundaries fall inside a predicted token are dropped."""
-    spans = []
-    for span in eg.reference.spans[key]:
-        aligned = eg.predicted.char_span(span.start_char, span.end_char)
-        if aligned is not None:
-            spans.append((aligned.start, aligned.end, span.label_))
-    return spans

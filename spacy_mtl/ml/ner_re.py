@@ -1,0 +1,141 @@
+"""Entity tagging and relation scoring over one encoder."""
+from typing import Callable, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d, Ints2d
+
+from .heads import OUTPUT_LAYER, logits_layer, same_width
+
+# Columns of a pairs array: head start, head end, head type, tail start, tail end, tail type.
+PAIR_COLUMNS = 6
+
+
+@registry.architectures("spacy_mtl.SpanPairScorer.v1")
+def build_span_pair_scorer(
+    hidden_width: int = 256,
+    type_width: int = 32,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[Tuple[List[Floats2d], List[Ints2d]], Floats2d]:
+    """Relation logits for ordered span pairs: [mean(head); mean(tail);
+    mean(tokens between them); E[head type]; E[tail type]] -> Maxout -> linear.
+    Input: token vectors per doc and a (n_pairs, 6) int array per doc (see
+    PAIR_COLUMNS); type 0 stands for an entity type unknown to the model.
+    """
+    scorer, output_layer = logits_layer(hidden_width, dropout, nO)
+    model = Model(
+        "span_pair_scorer",
+        _pair_forward,
+        init=_pair_init,
+        layers=[scorer],
+        refs={"scorer": scorer, OUTPUT_LAYER: output_layer},
+        dims={"n_types": None, "type_width": type_width},
+        params={"type_embedding": None},
+    )
+    return model
+
+
+def _pair_init(model: Model, X=None, Y=None) -> Model:
+    ops = model.ops
+    table = ops.alloc2f(model.get_dim("n_types"), model.get_dim("type_width"))
+    table += ops.xp.random.normal(0, 0.1, table.shape)
+    model.set_param("type_embedding", table)
+    if X is not None:
+        X = (X[0], [ops.alloc2i(0, PAIR_COLUMNS) for _ in X[0]])
+        features, _ = _pair_features(model, *X)
+        model.get_ref("scorer").initialize(X=features)
+    return model
+
+
+def _pair_forward(model: Model, inputs, is_train: bool) -> Tuple[Floats2d, Callable]:
+    tokvecs, pairs = inputs
+    features, bp_features = _pair_features(model, tokvecs, pairs)
+    logits, bp_scorer = model.get_ref("scorer")(features, is_train)
+
+    def backprop(d_logits: Floats2d):
+        return bp_features(bp_scorer(d_logits)), None
+
+    return logits, backprop
+
+
+def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
+    ops, xp = model.ops, model.ops.xp
+    table = model.get_param("type_embedding")
+    width = tokvecs[0].shape[1] if tokvecs else 0
+    rows, saved = [], []
+    for X, P in zip(tokvecs, pairs):
+        P = xp.asarray(P, dtype="int32").reshape(-1, PAIR_COLUMNS)
+        sums = xp.vstack((ops.alloc2f(1, width), xp.cumsum(X, axis=0)))
+        gap_start = xp.minimum(P[:, 1], P[:, 4])
+        gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
+        spans = [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
+        lengths = [xp.maximum(end - start, 1).astype("float32")[:, None] for start, end in spans]
+        means = [(sums[end] - sums[start]) / length for (start, end), length in zip(spans, lengths)]
+        rows.append(xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]]))
+        saved.append((len(X), P, spans, lengths))
+    features = xp.vstack(rows) if rows else ops.alloc2f(0, 3 * width + 2 * table.shape[1])
+
+    def backprop(d_features: Floats2d) -> List[Floats2d]:
+        d_table = ops.alloc2f(*table.shape)
+        d_tokvecs, offset = [], 0
+        for n_tokens, P, spans, lengths in saved:
+            d = d_features[offset : offset + len(P)]
+            offset += len(P)
+            # A span mean spreads its gradient evenly over the span: add it at
+            # the start, remove it at the end, and a cumulative sum fills it in.
+            deltas = ops.alloc2f(n_tokens + 1, width)
+            for k, ((start, end), length) in enumerate(zip(spans, lengths)):
+                share = d[:, k * width : (k + 1) * width] / length
+                ops.scatter_add(deltas, start, share)
+                ops.scatter_add(deltas, end, -share)
+            d_tokvecs.append(xp.cumsum(deltas, axis=0)[:n_tokens])
+            types = d[:, 3 * width :]
+            type_width = table.shape[1]
+            ops.scatter_add(d_table, P[:, 2], xp.ascontiguousarray(types[:, :type_width]))
+            ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width:]))
+        model.inc_grad("type_embedding", d_table)
+        return d_tokvecs
+
+    return features, backprop
+
+
+@registry.architectures("spacy_mtl.NerReModel.v1")
+def build_ner_re_model(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    entity_head: Model[List[Floats2d], List[Floats2d]],
+    relation_head: Model,
+) -> Model[List[Doc], Tuple[List[Floats2d], List[Floats2d]]]:
+    """Returns (token vectors, entity tag logits) per doc. The component
+    builds candidate pairs from entities and calls `relation_head` on the
+    token vectors; backprop takes (d token vectors, d entity logits)."""
+    return Model(
+        "ner_re",
+        _ner_re_forward,
+        init=_ner_re_init,
+        layers=[tok2vec, entity_head, relation_head],
+        refs={"tok2vec": tok2vec, "entity_head": entity_head, "relation_head": relation_head},
+    )
+
+
+def _ner_re_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+    tok2vec = model.get_ref("tok2vec")
+    tok2vec.initialize(X=X)
+    tokvecs = tok2vec.predict(X) if X is not None else None
+    model.get_ref("entity_head").initialize(X=tokvecs)
+    model.get_ref("relation_head").initialize(X=(tokvecs, None) if tokvecs is not None else None)
+    return model
+
+
+def _ner_re_forward(model: Model, docs: List[Doc], is_train: bool):
+    tokvecs, bp_encoder = model.get_ref("tok2vec")(docs, is_train)
+    tokvecs, bp_tokvecs = same_width(model.ops, tokvecs, bp_encoder)
+    entity_logits, bp_entities = model.get_ref("entity_head")(tokvecs, is_train)
+
+    def backprop(d_outputs):
+        d_tokvecs, d_entity_logits = d_outputs
+        d_from_entities = bp_entities(d_entity_logits)
+        return bp_tokvecs([a + b for a, b in zip(d_tokvecs, d_from_entities)])
+
+    return (tokvecs, entity_logits), backprop

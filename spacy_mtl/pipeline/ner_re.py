@@ -1,0 +1,351 @@
+"""`ner_re`: joint entity and relation extraction."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..ml.decoding import biluo_tag_names, biluo_to_spans, biluo_transitions, constrained_viterbi, spans_to_biluo
+from ..ml.heads import OUTPUT_LAYER
+from ..ml.ner_re import PAIR_COLUMNS
+from ..relations import Relation, has_relations_annotation, set_relations
+from ..scoring import score_entities_relations
+from .util import EPSILON, aligned_spans, token_cross_entropy
+
+default_model_config = """
+[model]
+@architectures = "spacy_mtl.NerReModel.v1"
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[model.entity_head]
+@architectures = "spacy_mtl.TokenClassifier.v1"
+hidden_width = 0
+dropout = 0.1
+
+[model.relation_head]
+@architectures = "spacy_mtl.SpanPairScorer.v1"
+hidden_width = 256
+type_width = 32
+dropout = 0.1
+"""
+DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
+TRAIN_ENTITIES = ("gold", "predicted", "mixed")
+
+# An entity as the relation head sees it: (start, end, label).
+EntityTuple = Tuple[int, int, str]
+
+
+@Language.factory(
+    "ner_re",
+    assigns=["doc.ents", "doc._.relations"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "threshold": 0.5,
+        "max_distance": 100,
+        "train_entities": "mixed",
+        "relations_only": False,
+        "entities_weight": 1.0,
+        "relations_weight": 1.0,
+        "scorer": {"@scorers": "spacy_mtl.ner_re_scorer.v1"},
+    },
+    default_score_weights={
+        "rel_micro_f": 0.6,
+        "ents_f": 0.4,
+        "ents_p": None,
+        "ents_r": None,
+        "rel_micro_p": None,
+        "rel_micro_r": None,
+        "rel_macro_f": None,
+        "rel_boundaries_f": None,
+    },
+)
+def make_ner_re(
+    nlp: Language,
+    name: str,
+    model: Model,
+    threshold: float,
+    max_distance: int,
+    train_entities: str,
+    relations_only: bool,
+    entities_weight: float,
+    relations_weight: float,
+    scorer: Optional[Callable],
+) -> "NerRe":
+    """Entity tagger and relation scorer over a shared encoder.
+
+    threshold (float): a relation label is predicted for a pair when its
+        sigmoid score reaches this.
+    max_distance (int): pairs with more tokens than this between the two
+        entities are not scored.
+    train_entities (str): the entities relation candidates are built from in
+        training: "gold", "predicted" (the entity head's output), or "mixed"
+        (both, so the head learns to reject pairs built on wrong entities).
+        Inference always uses the predicted entities.
+    relations_only (bool): take the entities already on doc.ents (from an
+        upstream `ner`, rules, or gold) and predict relations only.
+    """
+    if train_entities not in TRAIN_ENTITIES:
+        raise ValueError(f"[{name}] train_entities must be one of {TRAIN_ENTITIES}, not '{train_entities}'")
+    return NerRe(
+        nlp.vocab, model, name, threshold=threshold, max_distance=max_distance,
+        train_entities=train_entities, relations_only=relations_only,
+        entities_weight=entities_weight, relations_weight=relations_weight, scorer=scorer,
+    )
+
+
+@registry.scorers("spacy_mtl.ner_re_scorer.v1")
+def make_ner_re_scorer() -> Callable:
+    return score_entities_relations
+
+
+class NerRe(TrainablePipe):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "ner_re",
+        *,
+        threshold: float = 0.5,
+        max_distance: int = 100,
+        train_entities: str = "mixed",
+        relations_only: bool = False,
+        entities_weight: float = 1.0,
+        relations_weight: float = 1.0,
+        scorer: Optional[Callable] = score_entities_relations,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {
+            "entity_labels": [],
+            "relation_labels": [],
+            "threshold": threshold,
+            "max_distance": max_distance,
+            "train_entities": train_entities,
+            "relations_only": relations_only,
+            "entities_weight": entities_weight,
+            "relations_weight": relations_weight,
+        }
+
+    @property
+    def entity_labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["entity_labels"])
+
+    @property
+    def relation_labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["relation_labels"])
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return self.entity_labels + self.relation_labels
+
+    @property
+    def label_data(self) -> Dict[str, List[str]]:
+        return {"entity_labels": list(self.entity_labels), "relation_labels": list(self.relation_labels)}
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, List[str]]] = None,
+    ) -> None:
+        validate_get_examples(get_examples, "NerRe.initialize")
+        if labels is not None:
+            entity_labels, relation_labels = set(labels["entity_labels"]), set(labels["relation_labels"])
+        else:
+            entity_labels, relation_labels = set(), set()
+            for eg in get_examples():
+                entity_labels.update(ent.label_ for ent in eg.reference.ents)
+                relation_labels.update(rel.label for rel in eg.reference._.relations)
+        if not relation_labels:
+            raise ValueError(f"[{self.name}] no relation found in the training examples (doc._.relations)")
+        self.cfg["entity_labels"] = sorted(entity_labels)
+        self.cfg["relation_labels"] = sorted(relation_labels)
+        self.model.get_ref("entity_head").get_ref(OUTPUT_LAYER).set_dim("nO", len(self.tag_names))
+        relation_head = self.model.get_ref("relation_head")
+        relation_head.get_ref(OUTPUT_LAYER).set_dim("nO", len(self.relation_labels))
+        relation_head.set_dim("n_types", len(self.entity_labels) + 1)
+        self.model.initialize(X=[eg.reference for eg in islice(get_examples(), 10)])
+
+    @property
+    def tag_names(self) -> List[str]:
+        return biluo_tag_names(self.entity_labels)
+
+    # -- candidates -----------------------------------------------------------
+
+    def candidate_pairs(self, entities: List[EntityTuple]) -> numpy.ndarray:
+        """Ordered pairs of distinct entities at most max_distance tokens apart."""
+        type_ids = {label: i + 1 for i, label in enumerate(self.entity_labels)}
+        rows = []
+        for head in entities:
+            for tail in entities:
+                if head is tail or head[:2] == tail[:2]:
+                    continue
+                gap = max(head[0], tail[0]) - min(head[1], tail[1])
+                if gap <= self.cfg["max_distance"]:
+                    rows.append((head[0], head[1], type_ids.get(head[2], 0), tail[0], tail[1], type_ids.get(tail[2], 0)))
+        return numpy.asarray(rows, dtype="int32").reshape(-1, PAIR_COLUMNS)
+
+    def decode_entities(self, entity_logits: List[Floats2d]) -> List[List[EntityTuple]]:
+        tag_names = self.tag_names
+        masks = biluo_transitions(tag_names)
+        entities = []
+        for logits in entity_logits:
+            log_probs = numpy.log(self.model.ops.to_numpy(self.model.ops.softmax(logits)) + EPSILON)
+            tags = [tag_names[i] for i in constrained_viterbi(log_probs, *masks)]
+            entities.append(biluo_to_spans(tags))
+        return entities
+
+    # -- inference ------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]):
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [[] for _ in docs], [(numpy.zeros((0, PAIR_COLUMNS), dtype="int32"), numpy.zeros((0, len(self.relation_labels))))] * len(docs)
+        tokvecs, entity_logits = self.model.predict(docs)
+        if self.cfg["relations_only"]:
+            entities = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
+        else:
+            entities = self.decode_entities(entity_logits)
+        pairs = [self.candidate_pairs(ents) for ents in entities]
+        probs = self._relation_probs(tokvecs, pairs)
+        return entities, list(zip(pairs, probs))
+
+    def _relation_probs(self, tokvecs, pairs) -> List[numpy.ndarray]:
+        if not sum(len(p) for p in pairs):
+            return [numpy.zeros((0, len(self.relation_labels)), dtype="float32") for _ in pairs]
+        logits = self.model.get_ref("relation_head").predict((tokvecs, pairs))
+        probs = self.model.ops.to_numpy(self.model.ops.sigmoid(logits))
+        offsets = numpy.cumsum([0] + [len(p) for p in pairs])
+        return [probs[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+
+    def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
+        entities, relations = predictions
+        type_labels = ("",) + self.entity_labels
+        for doc, ents, (pairs, probs) in zip(docs, entities, relations):
+            if not self.cfg["relations_only"]:
+                doc.set_ents([Span(doc, s, e, label=label) for s, e, label in ents], default="outside")
+            found = []
+            for (hs, he, ht, ts, te, tt), scores in zip(pairs.tolist(), probs):
+                head = Span(doc, hs, he, label=type_labels[ht])
+                tail = Span(doc, ts, te, label=type_labels[tt])
+                for label, score in zip(self.relation_labels, scores.tolist()):
+                    if score >= self.cfg["threshold"]:
+                        found.append(Relation(head, tail, label, score))
+            set_relations(doc, found)
+
+    # -- training -------------------------------------------------------------
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses=None):
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_examples(examples, "NerRe.update")
+        examples = list(examples)
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        (tokvecs, entity_logits), backprop = self.model.begin_update([eg.predicted for eg in examples])
+        entity_loss, d_entity_logits = self._entity_loss(examples, entity_logits)
+        relation_loss, d_tokvecs = self._relation_loss(examples, tokvecs, entity_logits)
+        weights = self.cfg["entities_weight"], self.cfg["relations_weight"]
+        # Always backprop, even with zero gradients: the last listener of a
+        # shared transformer is the one that runs its backward pass.
+        backprop(([d * weights[1] for d in d_tokvecs], [d * weights[0] for d in d_entity_logits]))
+        if sgd is not None:
+            self.finish_update(sgd)
+        for head, loss in (("entities", entity_loss), ("relations", relation_loss)):
+            losses.setdefault(f"{self.name}:{head}", 0.0)
+            losses[f"{self.name}:{head}"] += loss
+        losses[self.name] += weights[0] * entity_loss + weights[1] * relation_loss
+        return losses
+
+    def _entity_loss(self, examples: List[Example], entity_logits: List[Floats2d]):
+        """BILUO cross-entropy over the tokens of docs annotated for entities."""
+        if self.cfg["relations_only"]:
+            return 0.0, [self.model.ops.alloc2f(*logits.shape) for logits in entity_logits]
+        tags = [
+            spans_to_biluo(len(eg.predicted), aligned_spans(eg, eg.reference.ents))
+            if eg.reference.has_annotation("ENT_IOB")
+            else []
+            for eg in examples
+        ]
+        tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
+        return token_cross_entropy(self.model.ops, entity_logits, tags, tag_index)
+
+    def _training_entities(self, eg: Example, predicted: List[EntityTuple]) -> List[EntityTuple]:
+        gold = aligned_spans(eg, eg.reference.ents)
+        mode = "gold" if self.cfg["relations_only"] else self.cfg["train_entities"]
+        if mode == "gold":
+            return gold
+        if mode == "predicted":
+            return predicted
+        return sorted(set(gold) | set(predicted))
+
+    def _relation_loss(self, examples: List[Example], tokvecs, entity_logits):
+        """Binary cross-entropy per relation label over candidate pairs, on
+        docs annotated for relations. A pair is positive for a label only if
+        both entities match gold entities exactly, types included."""
+        ops = self.model.ops
+        zero = [ops.alloc2f(*t.shape) for t in tokvecs]
+        annotated = [has_relations_annotation(eg.reference) for eg in examples]
+        if not any(annotated):
+            return 0.0, zero
+        predicted = self.decode_entities(entity_logits) if self.cfg["train_entities"] != "gold" else None
+        pairs, targets = [], []
+        for i, eg in enumerate(examples):
+            if not annotated[i]:
+                pairs.append(numpy.zeros((0, PAIR_COLUMNS), dtype="int32"))
+                targets.append(numpy.zeros((0, len(self.relation_labels)), dtype="float32"))
+                continue
+            entities = self._training_entities(eg, predicted[i] if predicted else [])
+            doc_pairs = self.candidate_pairs(entities)
+            pairs.append(doc_pairs)
+            targets.append(self._relation_targets(eg, doc_pairs))
+        n_pairs = sum(len(p) for p in pairs)
+        if not n_pairs:
+            return 0.0, zero
+        logits, bp_relations = self.model.get_ref("relation_head").begin_update((tokvecs, pairs))
+        probs = ops.sigmoid(logits)
+        truth = ops.asarray(numpy.vstack(targets))
+        loss = -float((truth * ops.xp.log(probs + EPSILON) + (1 - truth) * ops.xp.log(1 - probs + EPSILON)).sum())
+        d_tokvecs, _ = bp_relations((probs - truth) / n_pairs)
+        return loss / n_pairs, d_tokvecs
+
+    def _relation_targets(self, eg: Example, pairs: numpy.ndarray) -> numpy.ndarray:
+        type_ids = {label: i + 1 for i, label in enumerate(self.entity_labels)}
+        label_ids = {label: i for i, label in enumerate(self.relation_labels)}
+        gold = {}
+        for rel in eg.reference._.relations:
+            head = eg.predicted.char_span(rel.head.start_char, rel.head.end_char)
+            tail = eg.predicted.char_span(rel.tail.start_char, rel.tail.end_char)
+            if head is None or tail is None or rel.label not in label_ids:
+                continue
+            key = (head.start, head.end, type_ids.get(rel.head.label_, 0), tail.start, tail.end, type_ids.get(rel.tail.label_, 0))
+            gold.setdefault(key, []).append(label_ids[rel.label])
+        targets = numpy.zeros((len(pairs), len(self.relation_labels)), dtype="float32")
+        for row, pair in enumerate(pairs.tolist()):
+            for label_id in gold.get(tuple(pair), []):
+                targets[row, label_id] = 1.0
+        return targets
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Optional[float]]:
+        validate_examples(examples, "NerRe.score")
+        return self.scorer(examples, **kwargs)
+

@@ -1,0 +1,52 @@
+"""Helpers shared by the components: gold alignment and token losses."""
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import numpy
+from spacy.tokens import Span
+from spacy.training import Example
+from thinc.api import Ops
+from thinc.types import Floats2d
+
+EPSILON = 1e-9
+
+
+def aligned_spans(eg: Example, spans: Iterable[Span]) -> List[Tuple[int, int, str]]:
+    """(start, end, label) of reference spans on the predicted tokens; spans
+    whose boundaries fall inside a predicted token are dropped."""
+    aligned = []
+    for span in spans:
+        predicted = eg.predicted.char_span(span.start_char, span.end_char)
+        if predicted is not None:
+            aligned.append((predicted.start, predicted.end, span.label_))
+    return aligned
+
+
+def token_cross_entropy(
+    ops: Ops,
+    logits: List[Floats2d],
+    tags: List[Sequence[str]],
+    tag_index: Dict[str, int],
+) -> Tuple[float, List[Floats2d]]:
+    """Softmax cross-entropy averaged over the tokens that have a known gold
+    tag, with gradients w.r.t. the logits. An empty tag list marks a doc that
+    is not annotated: its tokens get zero gradient."""
+    targets, masks = [], []
+    for doc_logits, doc_tags in zip(logits, tags):
+        target = numpy.zeros(len(doc_logits), dtype="int32")
+        mask = numpy.zeros(len(doc_logits), dtype="float32")
+        for i, tag in enumerate(doc_tags):
+            if tag in tag_index:  # a label unseen at initialization carries no loss
+                target[i], mask[i] = tag_index[tag], 1.0
+        targets.append(target)
+        masks.append(mask)
+    n_tokens = max(sum(float(m.sum()) for m in masks), 1.0)
+    loss, gradients = 0.0, []
+    for doc_logits, target, mask in zip(logits, targets, masks):
+        probs = ops.softmax(doc_logits)
+        truth = ops.alloc2f(*probs.shape)
+        if len(target):
+            truth[numpy.arange(len(target)), target] = 1.0
+        mask = ops.asarray(mask)[:, None]
+        gradients.append((probs - truth) * mask / n_tokens)
+        loss -= float((ops.xp.log(probs + EPSILON) * truth * mask).sum())
+    return loss / n_tokens, gradients
