@@ -1,4 +1,5 @@
 """The `spacy-mtl` command line (also `python -m spacy_mtl`)."""
+from itertools import islice
 from pathlib import Path
 
 import typer
@@ -36,3 +37,29 @@ def convert_relations_command(
     except ConversionError as err:
         msg.fail("Conversion failed", str(err), exits=1)
     msg.good(f"Wrote {n_docs} docs to {out_path}")
+
+
+@app.command("render")
+def render_command(
+    model: Path = typer.Argument(..., help="A trained pipeline with ner_re"),
+    source: str = typer.Argument(..., help="Text to annotate, or a .spacy file whose texts to annotate"),
+    output: Path = typer.Argument(..., help="Output .html file"),
+    limit: int = typer.Option(10, help="Number of docs to render from a .spacy file"),
+) -> None:
+    """Render predicted entities and relations as HTML (labelled arcs between
+    entity boxes)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .render import render_relations
+
+    nlp = spacy.load(model)
+    if source.endswith(".spacy"):
+        if not Path(source).is_file():
+            msg.fail(f"File not found: {source}", exits=1)
+        references = islice(DocBin().from_disk(source).get_docs(nlp.vocab), limit)
+        texts = [doc.text for doc in references]
+    else:
+        texts = [source]
+    output.write_text(render_relations(nlp.pipe(texts)), encoding="utf8")
+    msg.good(f"Rendered {len(texts)} docs to {output}")

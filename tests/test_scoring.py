@@ -61,3 +61,33 @@ def test_multi_intent_labels():
     assert score_slot_intent([multi], multi_label=True)["intent_acc"] == 1.0
     assert score_slot_intent([multi], multi_label=True, threshold=0.7)["intent_acc"] == 0.0
     assert score_slot_intent([multi], multi_label=False)["intent_acc"] == 0.0
+
+
+def relation_doc(vocab, ents, relations):
+    from spacy_mtl.relations import Relation
+
+    doc = Doc(vocab, words="John Smith works for Acme in Boston".split())
+    doc.set_ents([Span(doc, s, e, label=label) for s, e, label in ents], default="outside")
+    by_start = {ent.start: ent for ent in doc.ents}
+    doc._.relations = [Relation(by_start[h], by_start[t], label) for h, t, label in relations]
+    return doc
+
+
+def test_strict_and_boundary_relation_scores_differ_on_entity_types():
+    from spacy_mtl.scoring import score_entities_relations
+
+    vocab = Vocab()
+    gold_ents = [(0, 2, "Peop"), (4, 5, "Org"), (6, 7, "Loc")]
+    gold = relation_doc(vocab, gold_ents, [(0, 4, "Work_For"), (4, 6, "OrgBased_In")])
+    # Right spans and labels, but Acme typed Loc: strict misses both relations.
+    wrong_type = [(0, 2, "Peop"), (4, 5, "Loc"), (6, 7, "Loc")]
+    predicted = relation_doc(vocab, wrong_type, [(0, 4, "Work_For"), (4, 6, "OrgBased_In")])
+    scores = score_entities_relations([Example(predicted, gold)])
+    assert scores["rel_micro_f"] == 0.0
+    assert scores["rel_boundaries_f"] == 1.0
+    assert scores["ents_f"] == pytest.approx(2 / 3)
+    # One of two relations right: micro 0.5 recall; macro averages per label (1.0 and 0.0).
+    half = relation_doc(vocab, gold_ents, [(0, 4, "Work_For"), (6, 4, "OrgBased_In")])
+    scores = score_entities_relations([Example(half, gold)])
+    assert scores["rel_micro_p"] == 0.5 and scores["rel_micro_r"] == 0.5
+    assert scores["rel_macro_f"] == pytest.approx(0.5)

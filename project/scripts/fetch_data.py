@@ -10,9 +10,11 @@ import typer
 
 SLOT_GATED = "https://raw.githubusercontent.com/MiuLab/SlotGated-SLU/61f0307c729b1fad479ef1de94aa5ac5dee601b0/data"
 SLU_FILES = [f"{split}/{name}" for split in ("train", "valid") for name in ("seq.in", "seq.out", "label")]
+CONLL04 = "https://raw.githubusercontent.com/tungnkhust/Information-Extraction/bf48e4e8dd71d08beaa04f1b523c3e5673c32440/data/conll04"
 SOURCES = {
     "snips": (f"{SLOT_GATED}/snips", SLU_FILES),
     "atis": (f"{SLOT_GATED}/atis", SLU_FILES),
+    "conll04": (CONLL04, ["conll04_train.json", "conll04_dev.json", "conll04_types.json"]),
 }
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -1,0 +1,153 @@
+import json
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+
+from spacy_mtl.convert import ConversionError, convert_relations, read_spert
+from spacy_mtl.relations import Relation
+
+from conftest import SHARED_DATA, build_tiny_bert
+from pipelines import TRF_MODEL, examples_for, train
+
+
+@pytest.fixture(scope="module")
+def conll04_sample(tmp_path_factory):
+    path = SHARED_DATA / "conll04" / "conll04_train.json"
+    if not path.exists():
+        pytest.skip(f"CoNLL04 not found at {path}")
+    sentences = [s for s in json.loads(path.read_text()) if s["relations"]][:30]
+    out = tmp_path_factory.mktemp("conll04") / "sample.json"
+    out.write_text(json.dumps(sentences))
+    return out, sentences
+
+
+def make_nlp(bert, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(bert)}})
+    nlp.add_pipe("ner_re", config=config)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def trained(conll04_sample, tmp_path_factory):
+    path, sentences = conll04_sample
+    bert = build_tiny_bert(tmp_path_factory.mktemp("bert"), [" ".join(s["tokens"]) for s in sentences])
+    nlp = make_nlp(bert)
+    docs = list(read_spert(path))
+    examples = examples_for(nlp, docs)
+    history = train(nlp, examples, n_epochs=30)
+    return nlp, examples, history, bert
+
+
+def relation_rows(doc):
+    return sorted((r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in doc._.relations)
+
+
+def test_it_learns_entities_and_relations(trained):
+    nlp, examples, history, _ = trained
+    for head in ("ner_re:entities", "ner_re:relations"):
+        assert history[-1][head] < 0.3 * history[0][head]
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f"] > 0.7
+    assert scores["rel_micro_f"] > 0.5  # chance is near 0: 5 labels over every ordered pair
+    recovered = [relation_rows(nlp(eg.reference.text)) == relation_rows(eg.reference) for eg in examples]
+    assert sum(recovered) >= len(examples) // 2
+
+
+def test_relations_survive_serialization_and_processes(trained, tmp_path):
+    nlp, examples, _, _ = trained
+    texts = [eg.reference.text for eg in examples[:6]]
+    expected = [relation_rows(doc) for doc in nlp.pipe(texts)]
+    assert any(expected)
+    nlp.to_disk(tmp_path / "pipeline")
+    assert [relation_rows(d) for d in spacy.load(tmp_path / "pipeline").pipe(texts)] == expected
+    reloaded = make_nlp(trained[3]).from_bytes(nlp.to_bytes())
+    assert [relation_rows(d) for d in reloaded.pipe(texts)] == expected
+    assert [relation_rows(d) for d in nlp.pipe(texts, n_process=2, batch_size=2)] == expected
+    doc_bin = DocBin(store_user_data=True, docs=nlp.pipe(texts))
+    restored = DocBin().from_bytes(doc_bin.to_bytes()).get_docs(nlp.vocab)
+    assert [relation_rows(d) for d in restored] == expected
+
+
+def test_relations_only_uses_given_entities(trained):
+    nlp, examples, _, _ = trained
+    pipe = nlp.get_pipe("ner_re")
+    pipe.cfg["relations_only"] = True
+    try:
+        for n_entities in (0, 1):
+            doc = Doc(nlp.vocab, words="John Smith lives in Boston".split())
+            doc.ents = [Span(doc, 0, 2, "Peop")][:n_entities]
+            doc = nlp(doc)
+            assert doc._.relations == [] and len(doc.ents) == n_entities
+        reference = examples[0].reference
+        doc = Doc(nlp.vocab, words=[t.text for t in reference])
+        doc.ents = [Span(doc, e.start, e.end, e.label_) for e in reference.ents]
+        doc = nlp(doc)
+        assert [(e.start, e.end) for e in doc.ents] == [(e.start, e.end) for e in reference.ents]
+        assert all(r.head.label_ in pipe.entity_labels for r in doc._.relations)
+    finally:
+        pipe.cfg["relations_only"] = False
+
+
+def test_distance_limit_and_overlapping_candidates(trained):
+    nlp, _, _, _ = trained
+    pipe = nlp.get_pipe("ner_re")
+    limit = pipe.cfg["max_distance"]
+    near = [(0, 1, "Peop"), (1 + limit, 2 + limit, "Loc")]  # exactly `limit` tokens between
+    far = [(0, 1, "Peop"), (2 + limit, 3 + limit, "Loc")]
+    assert len(pipe.candidate_pairs(near)) == 2
+    assert len(pipe.candidate_pairs(far)) == 0
+    overlapping = [(0, 3, "Org"), (1, 2, "Loc"), (2, 4, "Peop"), (0, 3, "Loc")]
+    pairs = pipe.candidate_pairs(overlapping)
+    assert len(pairs) == 10  # same-boundary spans are not paired with each other
+    doc = nlp.make_doc("The Bank of Boston said")
+    tokvecs, _ = pipe.model.predict([doc])
+    probs = pipe._relation_probs(tokvecs, [pairs])[0]
+    assert probs.shape == (10, len(pipe.relation_labels)) and numpy.isfinite(probs).all()
+
+
+def test_unseen_relation_label_carries_no_loss(trained):
+    nlp, examples, _, _ = trained
+    reference = examples[0].reference.copy()
+    ents = list(reference.ents)
+    reference._.relations = [Relation(ents[0], ents[1], "Never_Seen")]
+    losses = {}
+    nlp.update(examples_for(nlp, [reference]), sgd=False, losses=losses)
+    assert numpy.isfinite(losses["ner_re"])
+    assert "Never_Seen" not in nlp.get_pipe("ner_re").relation_labels
+
+
+@pytest.mark.parametrize(
+    "sentence,message",
+    [
+        ({"tokens": ["a", "b"], "entities": [{"type": "X", "start": 0, "end": 3}], "relations": []}, "entities[0]: span [0, 3) out of range"),
+        ({"tokens": ["a", "b"], "entities": [{"type": "X", "start": 1, "end": 1}], "relations": []}, "entities[0]: empty or inverted span"),
+        ({"tokens": ["a", "b"], "entities": [{"type": "X", "start": 0, "end": 1}], "relations": [{"type": "R", "head": 0, "tail": 1}]}, "relations[0].tail = 1, but the sentence has 1 entities"),
+        ({"tokens": ["a", "b", "c"], "entities": [{"type": "X", "start": 0, "end": 2}, {"type": "Y", "start": 1, "end": 3}], "relations": []}, "entities[0] and entities[1] overlap"),
+        ({"tokens": [], "entities": [], "relations": []}, "'tokens' must be a non-empty list"),
+    ],
+)
+def test_converter_names_sentence_and_field(tmp_path, sentence, message):
+    good = {"tokens": ["ok"], "entities": [], "relations": []}
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps([good, sentence]))
+    with pytest.raises(ConversionError) as excinfo:
+        convert_relations(path, tmp_path / "out.spacy")
+    assert f"{path}: sentence 2: {message}" in str(excinfo.value)
+    assert not (tmp_path / "out.spacy").exists()
+
+
+def test_converter_round_trip(conll04_sample, tmp_path):
+    path, sentences = conll04_sample
+    convert_relations(path, tmp_path / "out.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
+    for doc, sentence in zip(docs, sentences):
+        assert [t.text for t in doc] == sentence["tokens"]
+        entities = [(e["start"], e["end"], e["type"]) for e in sentence["entities"]]
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == sorted(entities)
+        expected = sorted(
+            (entities[r["head"]][:2], entities[r["tail"]][:2], r["type"]) for r in sentence["relations"]
+        )
+        assert sorted(((r.head.start, r.head.end), (r.tail.start, r.tail.end), r.label) for r in doc._.relations) == expected
