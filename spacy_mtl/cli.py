@@ -49,7 +49,7 @@ def render_command(
     """Render predicted entities and relations as HTML (labelled arcs between
     entity boxes)."""
     import spacy
-    from spacy.tokens import DocBin
+    from spacy.tokens import Doc, DocBin
 
     from .render import render_relations
 
@@ -58,8 +58,9 @@ def render_command(
         if not Path(source).is_file():
             msg.fail(f"File not found: {source}", exits=1)
         references = islice(DocBin().from_disk(source).get_docs(nlp.vocab), limit)
-        texts = [doc.text for doc in references]
+        # Keep the file's tokenization, as evaluation does.
+        inputs = [Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]) for ref in references]
     else:
-        texts = [source]
-    output.write_text(render_relations(nlp.pipe(texts)), encoding="utf8")
-    msg.good(f"Rendered {len(texts)} docs to {output}")
+        inputs = [source]
+    output.write_text(render_relations(nlp.pipe(inputs)), encoding="utf8")
+    msg.good(f"Rendered {len(inputs)} docs to {output}")

@@ -151,3 +151,10 @@ def test_converter_round_trip(conll04_sample, tmp_path):
             (entities[r["head"]][:2], entities[r["tail"]][:2], r["type"]) for r in sentence["relations"]
         )
         assert sorted(((r.head.start, r.head.end), (r.tail.start, r.tail.end), r.label) for r in doc._.relations) == expected
+
+
+def test_empty_and_single_token_docs(trained):
+    nlp, _, _, _ = trained
+    docs = list(nlp.pipe(["", "Boston", "John Smith lives in Boston ."]))
+    assert [len(doc) for doc in docs] == [0, 1, 6]
+    assert docs[0]._.relations == [] and docs[1]._.relations == []

@@ -217,7 +217,10 @@ class NerRe(TrainablePipe):
     def predict(self, docs: Iterable[Doc]):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
-            return [[] for _ in docs], [(numpy.zeros((0, PAIR_COLUMNS), dtype="int32"), numpy.zeros((0, len(self.relation_labels))))] * len(docs)
+            # Nothing to encode (the transformer cannot pool an all-empty batch).
+            no_pairs = numpy.zeros((0, PAIR_COLUMNS), dtype="int32")
+            no_scores = numpy.zeros((0, len(self.relation_labels)), dtype="float32")
+            return [[] for _ in docs], [(no_pairs, no_scores) for _ in docs]
         tokvecs, entity_logits = self.model.predict(docs)
         if self.cfg["relations_only"]:
             entities = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
