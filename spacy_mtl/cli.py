@@ -1,6 +1,7 @@
 """The `spacy-mtl` command line (also `python -m spacy_mtl`)."""
 from itertools import islice
 from pathlib import Path
+from typing import Callable
 
 import typer
 from wasabi import msg
@@ -12,17 +13,22 @@ convert_app = typer.Typer(help="Convert standard formats to .spacy (DocBin) file
 app.add_typer(convert_app, name="convert")
 
 
+def _convert(converter: Callable[[Path, Path], int], source: Path, out_path: Path) -> None:
+    """Run a converter; a malformed input is reported, not raised."""
+    try:
+        n_docs = converter(source, out_path)
+    except ConversionError as err:
+        msg.fail("Conversion failed", str(err), exits=1)
+    msg.good(f"Wrote {n_docs} docs to {out_path}")
+
+
 @convert_app.command("slu")
 def convert_slu_command(
     in_dir: Path = typer.Argument(..., help="Folder with seq.in, seq.out (IOB2 slots) and label (intents)"),
     out_path: Path = typer.Argument(..., help="Output .spacy file"),
 ) -> None:
     """Convert an ATIS/SNIPS-style folder (seq.in, seq.out, label) to DocBin."""
-    try:
-        n_docs = convert_slu(in_dir, out_path)
-    except ConversionError as err:
-        msg.fail("Conversion failed", str(err), exits=1)
-    msg.good(f"Wrote {n_docs} docs to {out_path}")
+    _convert(convert_slu, in_dir, out_path)
 
 
 @convert_app.command("relations")
@@ -32,11 +38,7 @@ def convert_relations_command(
 ) -> None:
     """Convert SpERT JSON (CoNLL04 and similar) to DocBin: entities in doc.ents,
     relations in doc._.relations."""
-    try:
-        n_docs = convert_relations(in_path, out_path)
-    except ConversionError as err:
-        msg.fail("Conversion failed", str(err), exits=1)
-    msg.good(f"Wrote {n_docs} docs to {out_path}")
+    _convert(convert_relations, in_path, out_path)
 
 
 @app.command("render")

@@ -4,12 +4,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from ..ml.decoding import biluo_tag_names, biluo_to_spans, biluo_transitions, constrained_viterbi, spans_to_biluo
@@ -17,20 +16,13 @@ from ..ml.heads import OUTPUT_LAYER
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
+from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, token_cross_entropy
 
 default_model_config = """
 [model]
 @architectures = "spacy_mtl.NerReModel.v1"
-
-[model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-upstream = "*"
-
-[model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-
+""" + TRANSFORMER_LISTENER_CONFIG + """
 [model.entity_head]
 @architectures = "spacy_mtl.TokenClassifier.v1"
 hidden_width = 0
@@ -112,7 +104,7 @@ def make_ner_re_scorer() -> Callable:
     return score_entities_relations
 
 
-class NerRe(TrainablePipe):
+class NerRe(MultiTaskPipe):
     def __init__(
         self,
         vocab: Vocab,
@@ -255,29 +247,13 @@ class NerRe(TrainablePipe):
 
     # -- training -------------------------------------------------------------
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses=None):
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "NerRe.update")
-        examples = list(examples)
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
-        set_dropout_rate(self.model, drop)
-        (tokvecs, entity_logits), backprop = self.model.begin_update([eg.predicted for eg in examples])
+    def losses_and_gradients(self, examples: List[Example], outputs):
+        tokvecs, entity_logits = outputs
         entity_loss, d_entity_logits = self._entity_loss(examples, entity_logits)
         relation_loss, d_tokvecs = self._relation_loss(examples, tokvecs, entity_logits)
-        weights = self.cfg["entities_weight"], self.cfg["relations_weight"]
-        # Always backprop, even with zero gradients: the last listener of a
-        # shared transformer is the one that runs its backward pass.
-        backprop(([d * weights[1] for d in d_tokvecs], [d * weights[0] for d in d_entity_logits]))
-        if sgd is not None:
-            self.finish_update(sgd)
-        for head, loss in (("entities", entity_loss), ("relations", relation_loss)):
-            losses.setdefault(f"{self.name}:{head}", 0.0)
-            losses[f"{self.name}:{head}"] += loss
-        losses[self.name] += weights[0] * entity_loss + weights[1] * relation_loss
-        return losses
+        d_tokvecs = [d * self.cfg["relations_weight"] for d in d_tokvecs]
+        d_entity_logits = [d * self.cfg["entities_weight"] for d in d_entity_logits]
+        return {"entities": entity_loss, "relations": relation_loss}, (d_tokvecs, d_entity_logits)
 
     def _entity_loss(self, examples: List[Example], entity_logits: List[Floats2d]):
         """BILUO cross-entropy over the tokens of docs annotated for entities."""

@@ -4,32 +4,24 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from ..ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
+from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, token_cross_entropy
 
 default_model_config = """
 [model]
 @architectures = "spacy_mtl.SlotIntentModel.v1"
 intent_to_slots = true
-
-[model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-upstream = "*"
-
-[model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-
+""" + TRANSFORMER_LISTENER_CONFIG + """
 [model.intent_head]
 @architectures = "spacy_mtl.SequenceClassifier.v1"
 hidden_width = 0
@@ -105,7 +97,7 @@ def make_slot_intent_scorer() -> Callable:
     return score_slot_intent
 
 
-class SlotIntent(TrainablePipe):
+class SlotIntent(MultiTaskPipe):
     def __init__(
         self,
         vocab: Vocab,
@@ -218,46 +210,8 @@ class SlotIntent(TrainablePipe):
             spans = [Span(doc, start, end, label=label) for start, end, label in bio_to_spans(tags)]
             doc.spans[key] = SpanGroup(doc, name=key, spans=spans)
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd=None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "SlotIntent.update")
-        examples = list(examples)
-        if not any(len(eg.predicted) for eg in examples):
-            # The transformer skips such a batch too: nothing waits for a backprop.
-            return losses
-        set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        head_losses, gradients = self._losses_and_gradients(examples, scores)
-        # Always backprop, even with all-zero gradients: the last listener of a
-        # shared transformer is the one that runs its backward pass.
-        backprop(gradients)
-        if sgd is not None:
-            self.finish_update(sgd)
-        for head, loss in head_losses.items():
-            losses.setdefault(f"{self.name}:{head}", 0.0)
-            losses[f"{self.name}:{head}"] += loss
-        losses[self.name] += self._weighted_loss(head_losses)
-        return losses
-
-    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, Tuple[List[Floats2d], Floats2d]]:
-        """Weighted loss and gradients w.r.t. the logits of both heads."""
-        head_losses, gradients = self._losses_and_gradients(list(examples), scores)
-        return self._weighted_loss(head_losses), gradients
-
-    def _weighted_loss(self, head_losses: Dict[str, float]) -> float:
-        return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
-
-    def _losses_and_gradients(self, examples: List[Example], scores):
-        slot_logits, intent_logits = scores
+    def losses_and_gradients(self, examples: List[Example], outputs):
+        slot_logits, intent_logits = outputs
         slot_loss, d_slots = self._slot_loss(examples, slot_logits)
         intent_loss, d_intent = self._intent_loss(examples, intent_logits)
         d_slots = [d * self.cfg["slots_weight"] for d in d_slots]
