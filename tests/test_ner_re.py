@@ -86,6 +86,12 @@ def test_relations_only_uses_given_entities(trained):
         doc = nlp(doc)
         assert [(e.start, e.end) for e in doc.ents] == [(e.start, e.end) for e in reference.ents]
         assert all(r.head.label_ in pipe.entity_labels for r in doc._.relations)
+        doc = Doc(nlp.vocab, words="John Smith lives in Boston".split())
+        doc.ents = [Span(doc, 0, 2, "PERSON"), Span(doc, 4, 5, "GPE")]  # types the model never saw
+        pairs = nlp.get_pipe("ner_re").predict([doc])[1][0][0]
+        assert len(pairs) == 2
+        doc = nlp(doc)
+        assert {r.head.label_ for r in doc._.relations} <= {"PERSON", "GPE"}
     finally:
         pipe.cfg["relations_only"] = False
 

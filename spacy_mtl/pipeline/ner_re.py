@@ -232,14 +232,16 @@ class NerRe(MultiTaskPipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
         entities, relations = predictions
-        type_labels = ("",) + self.entity_labels
         for doc, ents, (pairs, probs) in zip(docs, entities, relations):
             if not self.cfg["relations_only"]:
                 doc.set_ents([Span(doc, s, e, label=label) for s, e, label in ents], default="outside")
+            # Labels from the entities themselves: in relations_only mode they
+            # may be types the model never saw.
+            labels = {(start, end): label for start, end, label in ents}
             found = []
-            for (hs, he, ht, ts, te, tt), scores in zip(pairs.tolist(), probs):
-                head = Span(doc, hs, he, label=type_labels[ht])
-                tail = Span(doc, ts, te, label=type_labels[tt])
+            for (hs, he, _, ts, te, _), scores in zip(pairs.tolist(), probs):
+                head = Span(doc, hs, he, label=labels[hs, he])
+                tail = Span(doc, ts, te, label=labels[ts, te])
                 for label, score in zip(self.relation_labels, scores.tolist()):
                     if score >= self.cfg["threshold"]:
                         found.append(Relation(head, tail, label, score))
@@ -268,9 +270,13 @@ class NerRe(MultiTaskPipe):
         tag_index = {tag: i for i, tag in enumerate(self.tag_names)}
         return token_cross_entropy(self.model.ops, entity_logits, tags, tag_index)
 
+    @property
+    def training_entities_mode(self) -> str:
+        return "gold" if self.cfg["relations_only"] else self.cfg["train_entities"]
+
     def _training_entities(self, eg: Example, predicted: List[EntityTuple]) -> List[EntityTuple]:
         gold = aligned_spans(eg, eg.reference.ents)
-        mode = "gold" if self.cfg["relations_only"] else self.cfg["train_entities"]
+        mode = self.training_entities_mode
         if mode == "gold":
             return gold
         if mode == "predicted":
@@ -286,7 +292,7 @@ class NerRe(MultiTaskPipe):
         annotated = [has_relations_annotation(eg.reference) for eg in examples]
         if not any(annotated):
             return 0.0, zero
-        predicted = self.decode_entities(entity_logits) if self.cfg["train_entities"] != "gold" else None
+        predicted = self.decode_entities(entity_logits) if self.training_entities_mode != "gold" else None
         pairs, targets = [], []
         for i, eg in enumerate(examples):
             if not annotated[i]:
