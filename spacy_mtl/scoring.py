@@ -8,6 +8,8 @@ from spacy.scorer import PRFScore
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from .relations import has_relations_annotation
+
 INTENT_SEPARATOR = "#"
 SLOTS_KEY = "slots"
 
@@ -38,6 +40,12 @@ def intent_label(intents: Iterable[str]) -> str:
     return INTENT_SEPARATOR.join(sorted(intents))
 
 
+def count_matches(score: PRFScore, gold: Set, predicted: Set) -> None:
+    score.tp += len(gold & predicted)
+    score.fp += len(predicted - gold)
+    score.fn += len(gold - predicted)
+
+
 def char_spans(doc: Doc, key: str) -> Optional[Set[CharSpan]]:
     """(start_char, end_char, label) of a span group, or None when the doc
     has no such group (not annotated). Character offsets make the comparison
@@ -65,9 +73,7 @@ def score_slot_intent(
         pred_slots = char_spans(eg.predicted, spans_key) or set()
         if gold_slots is not None:
             n_slot_docs += 1
-            slots.tp += len(gold_slots & pred_slots)
-            slots.fp += len(pred_slots - gold_slots)
-            slots.fn += len(gold_slots - pred_slots)
+            count_matches(slots, gold_slots, pred_slots)
         gold_intent = gold_intents(eg.reference)
         if gold_intent is None:
             continue
@@ -105,8 +111,6 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
     label, right); rel_macro_f: mean of per-label strict F; rel_boundaries_f:
     as micro, ignoring entity types. Relations are scored end to end, on the
     predicted entities, on docs annotated for relations."""
-    from .relations import has_relations_annotation
-
     ents = PRFScore()
     strict, boundaries = PRFScore(), PRFScore()
     per_label: Dict[str, PRFScore] = {}
@@ -116,15 +120,13 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
             n_ent_docs += 1
             gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
             pred = {(e.start_char, e.end_char, e.label_) for e in eg.predicted.ents}
-            ents.tp, ents.fp, ents.fn = ents.tp + len(gold & pred), ents.fp + len(pred - gold), ents.fn + len(gold - pred)
+            count_matches(ents, gold, pred)
         if not has_relations_annotation(eg.reference):
             continue
         n_rel_docs += 1
         for typed, score in ((True, strict), (False, boundaries)):
             gold, pred = relation_tuples(eg.reference, typed), relation_tuples(eg.predicted, typed)
-            score.tp += len(gold & pred)
-            score.fp += len(pred - gold)
-            score.fn += len(gold - pred)
+            count_matches(score, gold, pred)
             if typed:
                 for row in gold | pred:
                     label_score = per_label.setdefault(row[2], PRFScore())
