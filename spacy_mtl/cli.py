@@ -6,7 +6,7 @@ from typing import Callable
 import typer
 from wasabi import msg
 
-from .convert import ConversionError, convert_relations, convert_slu
+from .convert import ConversionError, convert_chunks, convert_conllu, convert_relations, convert_slu
 
 app = typer.Typer(name="spacy-mtl", help="Multi-task learning for spaCy pipelines.", no_args_is_help=True)
 convert_app = typer.Typer(help="Convert standard formats to .spacy (DocBin) files.", no_args_is_help=True)
@@ -39,6 +39,27 @@ def convert_relations_command(
     """Convert SpERT JSON (CoNLL04 and similar) to DocBin: entities in doc.ents,
     relations in doc._.relations."""
     _convert(convert_relations, in_path, out_path)
+
+
+@convert_app.command("chunks")
+def convert_chunks_command(
+    in_path: Path = typer.Argument(..., help="CoNLL-2000 file: `word POS chunk` a line, blank line between sentences"),
+    out_path: Path = typer.Argument(..., help="Output .spacy file"),
+) -> None:
+    """Convert CoNLL-2000 chunking data to DocBin: PTB tags in token.tag_,
+    chunks in doc.spans["chunks"]."""
+    _convert(convert_chunks, in_path, out_path)
+
+
+@convert_app.command("conllu")
+def convert_conllu_command(
+    in_path: Path = typer.Argument(..., help="CoNLL-U file (Universal Dependencies)"),
+    out_path: Path = typer.Argument(..., help="Output .spacy file"),
+) -> None:
+    """Convert CoNLL-U to DocBin, a doc per sentence: XPOS in token.tag_, UPOS
+    in token.pos_, the basic tree in token.head / token.dep_. Multiword tokens
+    become their words; empty nodes are skipped."""
+    _convert(convert_conllu, in_path, out_path)
 
 
 @app.command("render")

@@ -2,7 +2,7 @@
 
 Every score is computed only on the docs whose reference annotates that task
 (a doc from a corpus without slots is not counted as "no slots")."""
-from typing import Dict, FrozenSet, Iterable, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from spacy.scorer import PRFScore
 from spacy.tokens import Doc
@@ -12,6 +12,7 @@ from .relations import has_relations_annotation
 
 INTENT_SEPARATOR = "#"
 SLOTS_KEY = "slots"
+CHUNKS_KEY = "chunks"
 
 CharSpan = Tuple[int, int, str]
 
@@ -143,3 +144,57 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
         scores["rel_boundaries_f"] = boundaries.fscore
         scores["rel_macro_f"] = sum(s.fscore for s in per_label.values()) / len(per_label) if per_label else 0.0
     return scores
+
+
+def score_cascade(examples: Iterable[Example], *, chunks_key: str = CHUNKS_KEY, **kwargs) -> Dict[str, Optional[float]]:
+    """tag_acc (PTB tags) and pos_acc (UPOS) over tokens with a gold tag;
+    chunk_f over typed chunk spans; dep_uas / dep_las over every token of docs
+    with a gold tree, punctuation included. Each on annotated docs only."""
+    counts = {"tag": [0, 0], "pos": [0, 0], "uas": [0, 0], "las": [0, 0]}
+    chunks = PRFScore()
+    n_chunk_docs = 0
+    for eg in examples:
+        for attr, key in (("TAG", "tag"), ("POS", "pos")):
+            if eg.reference.has_annotation(attr):
+                _count_tags(counts[key], eg, attr)
+        gold_chunks = char_spans(eg.reference, chunks_key)
+        if gold_chunks is not None:
+            n_chunk_docs += 1
+            count_matches(chunks, gold_chunks, char_spans(eg.predicted, chunks_key) or set())
+        if eg.reference.has_annotation("DEP"):
+            _count_arcs(counts, eg)
+
+    def accuracy(key: str) -> Optional[float]:
+        correct, total = counts[key]
+        return correct / total if total else None
+
+    return {
+        "tag_acc": accuracy("tag"),
+        "pos_acc": accuracy("pos"),
+        "chunk_p": chunks.precision if n_chunk_docs else None,
+        "chunk_r": chunks.recall if n_chunk_docs else None,
+        "chunk_f": chunks.fscore if n_chunk_docs else None,
+        "dep_uas": accuracy("uas"),
+        "dep_las": accuracy("las"),
+    }
+
+
+def _count_tags(count: List[int], eg: Example, attr: str) -> None:
+    gold = eg.get_aligned(attr, as_string=True)
+    for token, gold_tag in zip(eg.predicted, gold):
+        if gold_tag:
+            predicted = token.tag_ if attr == "TAG" else token.pos_
+            count[0] += predicted == gold_tag
+            count[1] += 1
+
+
+def _count_arcs(counts: Dict[str, List[int]], eg: Example) -> None:
+    gold_heads, gold_deps = eg.get_aligned_parse(projectivize=False)
+    for token, head, dep in zip(eg.predicted, gold_heads, gold_deps):
+        if head is None:
+            continue
+        head_ok = token.head.i == head
+        counts["uas"][0] += head_ok
+        counts["las"][0] += head_ok and token.dep_.lower() == str(dep).lower()
+        counts["uas"][1] += 1
+        counts["las"][1] += 1

@@ -9,44 +9,10 @@ from spacy.vocab import Vocab
 
 from ..scoring import SLOTS_KEY
 from .errors import ConversionError
+from .common import bio_spans, read_lines
 from .write import write_docbin
 
 WORDS_FILE, TAGS_FILE, INTENT_FILE = "seq.in", "seq.out", "label"
-
-
-def read_lines(path: Path) -> List[str]:
-    """Lines of a UTF-8 file. Split on "\\n" only: str.splitlines() would also
-    split inside an utterance on characters such as U+2028 or U+0085."""
-    try:
-        text = path.read_text(encoding="utf8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise ConversionError(path, f"not valid UTF-8 ({err.reason})", line) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
-
-
-def bio_spans(tags: List[str], path: Path, line: int) -> List[tuple]:
-    """(start, end, label) of an IOB2 sequence; an error for any tag that is
-    not O, B-x or I-x, and for an I-x that does not continue a B-x or I-x."""
-    spans = []
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if tag == "O":
-            continue
-        if prefix not in ("B", "I") or not label:
-            raise ConversionError(path, f"token {i + 1}: '{tag}' is not an IOB2 tag (O, B-type, I-type)", line)
-        if prefix == "B":
-            spans.append([i, i + 1, label])
-        elif spans and spans[-1][1] == i and spans[-1][2] == label:
-            spans[-1][1] = i + 1
-        else:
-            raise ConversionError(
-                path, f"token {i + 1}: '{tag}' does not continue a B-{label} or I-{label} (not IOB2)", line
-            )
-    return [tuple(span) for span in spans]
 
 
 def read_slu(in_dir: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterator[Doc]:

@@ -11,7 +11,7 @@ def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> int:
     a failure part-way leaves no half-written output. Returns the doc count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin = DocBin(attrs=["ORTH", "TAG", "POS", "HEAD", "DEP", "ENT_IOB", "ENT_TYPE", "SENT_START"], store_user_data=True)
+    doc_bin = DocBin(attrs=["ORTH", "TAG", "POS", "LEMMA", "MORPH", "HEAD", "DEP", "ENT_IOB", "ENT_TYPE", "SENT_START"], store_user_data=True)
     for doc in docs:
         doc_bin.add(doc)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

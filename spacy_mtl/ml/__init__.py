@@ -1,9 +1,12 @@
-from .encoders import packaged_model
+from .cascade import build_cascade_model
+from .encoders import build_all_layers_transformer, packaged_model
 from .heads import build_sequence_classifier, build_soft_label_embedding, build_token_classifier
 from .ner_re import build_ner_re_model, build_span_pair_scorer
 from .slot_intent import build_slot_intent_model
 
 __all__ = [
+    "build_all_layers_transformer",
+    "build_cascade_model",
     "build_ner_re_model",
     "build_sequence_classifier",
     "build_slot_intent_model",

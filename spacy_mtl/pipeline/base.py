@@ -44,7 +44,7 @@ class MultiTaskPipe(TrainablePipe):
             # The transformer skips such a batch too: nothing waits for a backprop.
             return losses
         set_dropout_rate(self.model, drop)
-        outputs, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
@@ -57,6 +57,10 @@ class MultiTaskPipe(TrainablePipe):
             losses[key] = losses.get(key, 0.0) + loss
         losses[self.name] += self.weighted_loss(head_losses)
         return losses
+
+    def model_inputs(self, examples: List[Example]):
+        """What the model reads in training: the predicted docs, by default."""
+        return [eg.predicted for eg in examples]
 
     def get_loss(self, examples: Iterable[Example], outputs) -> Tuple[float, object]:
         head_losses, gradients = self.losses_and_gradients(list(examples), outputs)
