@@ -1,7 +1,7 @@
 """spacy-mtl: multi-task learning for spaCy pipelines."""
 import os
 
-from . import ml, pipeline, relations, scoring  # noqa: F401  (registers factories, architectures, doc._.relations)
+from . import ml, pipeline, relations, scoring, training  # noqa: F401  (registers factories, architectures, readers, doc._.relations)
 
 __version__ = "0.1.0"
 

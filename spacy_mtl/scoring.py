@@ -146,22 +146,30 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
     return scores
 
 
-def score_cascade(examples: Iterable[Example], *, chunks_key: str = CHUNKS_KEY, **kwargs) -> Dict[str, Optional[float]]:
+def score_cascade(
+    examples: Iterable[Example],
+    *,
+    chunks_key: str = CHUNKS_KEY,
+    levels: Iterable[str] = ("tag", "pos", "chunk", "dep"),
+    **kwargs,
+) -> Dict[str, Optional[float]]:
     """tag_acc (PTB tags) and pos_acc (UPOS) over tokens with a gold tag;
     chunk_f over typed chunk spans; dep_uas / dep_las over every token of docs
-    with a gold tree, punctuation included. Each on annotated docs only."""
+    with a gold tree, punctuation included. Each on annotated docs only, and
+    only for the levels the pipeline predicts (None for the others)."""
+    levels = set(levels)
     counts = {"tag": [0, 0], "pos": [0, 0], "uas": [0, 0], "las": [0, 0]}
     chunks = PRFScore()
     n_chunk_docs = 0
     for eg in examples:
         for attr, key in (("TAG", "tag"), ("POS", "pos")):
-            if eg.reference.has_annotation(attr):
+            if key in levels and eg.reference.has_annotation(attr):
                 _count_tags(counts[key], eg, attr)
-        gold_chunks = char_spans(eg.reference, chunks_key)
+        gold_chunks = char_spans(eg.reference, chunks_key) if "chunk" in levels else None
         if gold_chunks is not None:
             n_chunk_docs += 1
             count_matches(chunks, gold_chunks, char_spans(eg.predicted, chunks_key) or set())
-        if eg.reference.has_annotation("DEP"):
+        if "dep" in levels and eg.reference.has_annotation("DEP"):
             _count_arcs(counts, eg)
 
     def accuracy(key: str) -> Optional[float]:

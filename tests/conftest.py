@@ -76,3 +76,23 @@ def write_slu(folder: Path, data) -> Path:
 @pytest.fixture(scope="session")
 def snips_docs(snips_sample, tmp_path_factory) -> List[Doc]:
     return list(read_slu(write_slu(tmp_path_factory.mktemp("snips"), snips_sample)))
+
+
+@pytest.fixture(scope="session")
+def cascade_docs() -> List[Doc]:
+    """20 EWT sentences (tags, UPOS, trees) and 20 CoNLL-2000 sentences (tags,
+    chunks), each annotating only some of the cascade's levels."""
+    from itertools import islice
+
+    from spacy_mtl.convert import read_chunks, read_conllu
+
+    ewt, conll2000 = SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-train.conllu", SHARED_DATA / "conll2000" / "train.txt"
+    require_data(ewt)
+    require_data(conll2000)
+    short = lambda docs: (doc for doc in docs if 4 <= len(doc) <= 25)  # noqa: E731
+    return list(islice(short(read_conllu(ewt)), 20)) + list(islice(short(read_chunks(conll2000)), 20))
+
+
+@pytest.fixture(scope="session")
+def cascade_bert(tmp_path_factory, cascade_docs) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("cascade_bert"), [doc.text for doc in cascade_docs])

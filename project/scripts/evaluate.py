@@ -31,7 +31,8 @@ def main(
         result["training"] = json.loads(timing.read_text())
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
-    for key in ("slot_f", "intent_acc", "sent_acc", "ents_f", "rel_micro_f", "rel_macro_f"):
+    for key in ("slot_f", "intent_acc", "sent_acc", "ents_f", "rel_micro_f", "rel_macro_f",
+                "tag_acc", "pos_acc", "chunk_f", "dep_uas", "dep_las"):
         if key in result["scores"]:
             print(f"{key:12} {100 * result['scores'][key]:.2f}")
 

@@ -86,6 +86,7 @@ def _spaces(words: List[Row], multiword: Dict[int, Row]) -> List[bool]:
             spaces[word_id - 1] = False
         if last <= len(words):
             spaces[last - 1] = _space_after(row)
+    spaces[-1] = False  # a doc is one sentence: no trailing space
     return spaces
 
 

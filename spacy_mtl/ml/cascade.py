@@ -12,7 +12,8 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
 
 from .trees import decode_tree
@@ -44,6 +45,7 @@ def build_cascade_model(
     dep_label_width: int = 128,
     dropout: float = 0.2,
     max_segment_length: int = 256,
+    heads_learn_rate_scale: float = 1.0,
     mixed_precision: bool = False,
 ) -> Model:
     """levels: the levels in order, from "tag" (PTB tags), "pos" (UPOS),
@@ -57,6 +59,8 @@ def build_cascade_model(
         spacy_mtl.AllLayersTransformerModel.v1.
     max_segment_length: docs without sentence boundaries are cut into windows
         of at most this many tokens (each gets its own tree).
+    heads_learn_rate_scale: the heads' learning rate relative to the
+        optimizer's: they start from scratch, the encoder is pretrained.
     """
     _check_spec(levels, inputs, layers, n_hidden_states)
     spec = {
@@ -76,7 +80,13 @@ def build_cascade_model(
         init=_cascade_init,
         layers=[tok2vec],
         refs={"tok2vec": tok2vec},
-        attrs={"spec": spec, "n_labels": {}, "max_segment_length": max_segment_length, "mixed_precision": mixed_precision},
+        attrs={
+            "spec": spec,
+            "n_labels": {},
+            "max_segment_length": max_segment_length,
+            "heads_learn_rate_scale": heads_learn_rate_scale,
+            "mixed_precision": mixed_precision,
+        },
     )
 
 
@@ -114,11 +124,13 @@ def build_heads_layer(model: Model, input_width: int) -> None:
     if missing:
         raise ValueError(f"No label count for cascade levels {missing}")
     module = CascadeHeads(input_width=input_width, n_labels=model.attrs["n_labels"], **spec)
-    heads = PyTorchWrapper_v2(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        mixed_precision=model.attrs["mixed_precision"],
+    shim = ScaledLearnRateShim(module, model.attrs["heads_learn_rate_scale"], mixed_precision=model.attrs["mixed_precision"])
+    heads = Model(
+        "pytorch",
+        pytorch_forward,
+        attrs={"convert_inputs": _convert_inputs, "convert_outputs": _convert_outputs},
+        shims=[shim],
+        dims={"nI": None, "nO": None},
     )
     model.attrs["input_width"] = input_width
     model.layers.append(heads)
@@ -216,6 +228,27 @@ def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
         return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
 
     return converted, backprop
+
+
+class ScaledLearnRateShim(PyTorchShim):
+    """A PyTorch shim whose parameters take optimizer steps scaled by
+    lr_scale (thinc's optimizers take a per-call learning rate scale)."""
+
+    def __init__(self, model: torch.nn.Module, lr_scale: float, **kwargs):
+        super().__init__(model, **kwargs)
+        self.lr_scale = lr_scale
+
+    def finish_update(self, optimizer) -> None:
+        for name, torch_data in self._model.named_parameters():
+            if torch_data.grad is None:
+                continue
+            if not self._grad_scaler.found_inf:  # skip the step when a gradient overflowed
+                param, grad = optimizer(
+                    (self.id, name), torch2xp(torch_data.data), torch2xp(torch_data.grad), lr_scale=self.lr_scale
+                )
+                torch_data.data = xp2torch(param, requires_grad=True, device=torch_data.device)
+            torch_data.grad.zero_()
+        self._grad_scaler.update()
 
 
 class LayerMix(torch.nn.Module):

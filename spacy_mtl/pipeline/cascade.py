@@ -358,7 +358,7 @@ class Cascade(MultiTaskPipe):
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Optional[float]]:
         validate_examples(examples, "Cascade.score")
-        return self.scorer(examples, chunks_key=self.cfg["chunks_key"], **kwargs)
+        return self.scorer(examples, chunks_key=self.cfg["chunks_key"], levels=self.levels, **kwargs)
 
 
 def masked_cross_entropy(ops, logits, targets: numpy.ndarray) -> Tuple[float, object]:

@@ -1,0 +1,153 @@
+"""`spacy_mtl.MultiCorpus.v1`: several DocBin corpora, each annotating some
+tasks, mixed into one training stream."""
+import random
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import numpy
+from spacy.attrs import DEP, HEAD, SENT_START
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+from spacy.util import registry
+
+from ..relations import RELATIONS_KEY
+from ..scoring import CHUNKS_KEY, SLOTS_KEY
+
+# What `tasks` may name, and how a doc's annotation of each is removed.
+TASKS = ("tag", "pos", "chunk", "dep", "ents", "relations", "slots", "intent")
+
+
+@registry.readers("spacy_mtl.MultiCorpus.v1")
+def create_multi_corpus(
+    corpora: Dict[str, Dict],
+    alpha: float = 1.0,
+    epoch_size: Optional[int] = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    max_length: int = 0,
+    limit: int = 0,
+) -> "MultiCorpus":
+    """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
+        it annotates (optional; annotation of any other task is removed, so
+        it counts as missing, never as negative)}.
+    alpha: corpus i is drawn in proportion to n_i ** alpha (1 = in proportion
+        to its size, 0 = uniformly).
+    epoch_size: docs drawn per epoch (default: all corpora's sizes summed).
+    shuffle: False yields every doc of every corpus once, in order (for dev).
+    Train with `max_epochs = -1` so that each epoch draws anew.
+    """
+    return MultiCorpus(corpora, alpha=alpha, epoch_size=epoch_size, shuffle=shuffle, seed=seed, max_length=max_length, limit=limit)
+
+
+class MultiCorpus:
+    def __init__(
+        self,
+        corpora: Dict[str, Dict],
+        *,
+        alpha: float = 1.0,
+        epoch_size: Optional[int] = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        max_length: int = 0,
+        limit: int = 0,
+    ):
+        if not corpora:
+            raise ValueError("MultiCorpus needs at least one corpus")
+        for name, spec in corpora.items():
+            if "path" not in spec:
+                raise ValueError(f"MultiCorpus corpus '{name}' has no 'path'")
+            unknown = set(spec.get("tasks") or []) - set(TASKS)
+            if unknown:
+                raise ValueError(f"MultiCorpus corpus '{name}': unknown tasks {sorted(unknown)}; known: {TASKS}")
+        self.corpora = corpora
+        self.alpha = alpha
+        self.epoch_size = epoch_size
+        self.shuffle = shuffle
+        self.random = random.Random(seed)
+        self.max_length = max_length
+        self.limit = limit
+        self._examples: Optional[Dict[str, List[Example]]] = None
+        self._queues: Dict[str, List[Example]] = {}
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        examples = self._load(nlp)
+        if not self.shuffle:
+            for name in examples:
+                yield from examples[name]
+            return
+        counts = self.draw_counts({name: len(exs) for name, exs in examples.items()})
+        drawn = [eg for name, count in counts.items() for eg in self._draw(name, count)]
+        self.random.shuffle(drawn)
+        yield from drawn
+
+    def draw_counts(self, sizes: Dict[str, int]) -> Dict[str, int]:
+        """Docs per corpus in one epoch: n_i ** alpha shares of the epoch size."""
+        weights = {name: size ** self.alpha if size else 0.0 for name, size in sizes.items()}
+        total = sum(weights.values())
+        epoch_size = self.epoch_size or sum(sizes.values())
+        return {name: round(epoch_size * weight / total) for name, weight in weights.items()}
+
+    def _draw(self, name: str, count: int) -> List[Example]:
+        """The next `count` docs of a corpus, each pass over it in a new order,
+        so every doc is seen before any is seen twice."""
+        drawn: List[Example] = []
+        while len(drawn) < count:
+            if not self._queues.get(name):
+                queue = list(self._examples[name])
+                self.random.shuffle(queue)
+                self._queues[name] = queue
+            take = min(count - len(drawn), len(self._queues[name]))
+            drawn.extend(self._queues[name][:take])
+            self._queues[name] = self._queues[name][take:]
+        return drawn
+
+    def _load(self, nlp: Language) -> Dict[str, List[Example]]:
+        if self._examples is None:
+            self._examples = {}
+            for name, spec in self.corpora.items():
+                path = Path(spec["path"])
+                if not path.exists():
+                    raise ValueError(f"MultiCorpus corpus '{name}': {path} not found")
+                corpus = Corpus(path, max_length=self.max_length, limit=self.limit)
+                examples = list(corpus(nlp))
+                if not examples:
+                    raise ValueError(f"MultiCorpus corpus '{name}': no docs in {path}")
+                tasks = spec.get("tasks")
+                if tasks is not None:
+                    for eg in examples:
+                        remove_annotation(eg, set(TASKS) - set(tasks))
+                self._examples[name] = examples
+        return self._examples
+
+
+def remove_annotation(eg: Example, tasks: Sequence[str]) -> None:
+    """Make the reference of an example unannotated for the given tasks."""
+    ref = eg.reference
+    for task in tasks:
+        if task == "tag":
+            for token in ref:
+                token.tag_ = ""
+        elif task == "pos":
+            for token in ref:
+                token.pos_ = ""
+        elif task == "dep":
+            _remove_trees(ref)
+        elif task == "chunk":
+            ref.spans.pop(CHUNKS_KEY, None)
+        elif task == "slots":
+            ref.spans.pop(SLOTS_KEY, None)
+        elif task == "intent":
+            ref.cats = {}
+        elif task == "ents":
+            ref.set_ents([], default="missing")
+        elif task == "relations":
+            ref.user_data.pop(RELATIONS_KEY, None)
+
+
+def _remove_trees(doc: Doc) -> None:
+    """No heads and labels, sentence boundaries kept."""
+    if doc.has_annotation("DEP"):
+        sent_starts = doc.to_array([SENT_START])
+        doc.from_array([HEAD, DEP], numpy.zeros((len(doc), 2), dtype="uint64"))
+        doc.from_array([SENT_START], sent_starts)

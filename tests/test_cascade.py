@@ -1,0 +1,183 @@
+"""The `cascade` component: tags -> chunks -> trees, trained on corpora that
+each annotate only some levels."""
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc
+from thinc.api import Adam
+
+from pipelines import TRF_MODEL, examples_for, train, update
+from spacy_mtl.ml.trees import find_cycle
+from spacy_mtl.training.corpus import remove_annotation
+
+FLAT = {"inputs": {"tag": [], "chunk": [], "dep": []}, "layers": {"tag": -1, "chunk": -1, "dep": -1}}
+
+
+def make_cascade_nlp(bert, all_layers=True, **model_config) -> spacy.Language:
+    nlp = spacy.blank("en")
+    transformer = {**TRF_MODEL, "name": str(bert)}
+    if all_layers:
+        transformer["@architectures"] = "spacy_mtl.AllLayersTransformerModel.v1"
+        # The tiny BERT: embeddings + 2 layers.
+        model_config = {"n_hidden_states": 3, "layers": {"tag": "mix", "chunk": "mix", "dep": "mix"}, **model_config}
+    nlp.add_pipe("transformer", config={"model": transformer})
+    nlp.add_pipe("cascade", config={"model": model_config})
+    return nlp
+
+
+def cascade_examples(nlp, docs):
+    """Examples on untokenized-looking input: words and spaces only."""
+    return examples_for(nlp, docs)
+
+
+def is_tree(doc: Doc) -> bool:
+    heads = numpy.array([0] + [0 if t.head.i == t.i else t.head.i + 1 for t in doc])
+    return (heads[1:] == 0).sum() == 1 and find_cycle(heads) is None
+
+
+@pytest.fixture(scope="module")
+def trained(cascade_bert, cascade_docs):
+    nlp = make_cascade_nlp(cascade_bert)
+    examples = cascade_examples(nlp, cascade_docs)
+    history = train(nlp, examples, n_epochs=30)
+    return nlp, history
+
+
+def test_learns_tags_chunks_and_trees(trained, cascade_docs):
+    nlp, history = trained
+    for level in ("tag", "chunk", "dep"):
+        assert history[-1][f"cascade:{level}"] < 0.3 * history[0][f"cascade:{level}"]
+    scores = nlp.evaluate(examples_for(nlp, cascade_docs))
+    assert scores["tag_acc"] > 0.9
+    assert scores["chunk_f"] > 0.85
+    assert scores["dep_uas"] > 0.85 and scores["dep_las"] > 0.8
+    assert scores["pos_acc"] is None  # no UPOS level in this pipeline
+
+
+def test_predicts_well_formed_trees(trained, cascade_docs):
+    nlp, _ = trained
+    texts = [doc.text for doc in cascade_docs] + ["A sentence the model never saw , with commas , and more words than most ."]
+    for doc in nlp.pipe(texts):
+        assert all(token.tag_ for token in doc)
+        assert is_tree(doc) or len(list(doc.sents)) > 1
+        for sent in doc.sents:
+            assert sum(token.dep_ == "ROOT" for token in sent) == 1
+
+
+def test_round_trips_give_identical_predictions(trained, cascade_docs, tmp_path):
+    nlp, _ = trained
+    texts = [doc.text for doc in cascade_docs[:8]]
+
+    def annotations(pipeline):
+        return [
+            ([(t.tag_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]])
+            for doc in pipeline.pipe(texts)
+        ]
+
+    expected = annotations(nlp)
+    nlp.to_disk(tmp_path / "model")
+    assert annotations(spacy.load(tmp_path / "model")) == expected
+    from_bytes = spacy.blank("en").from_config(nlp.config)
+    assert annotations(from_bytes.from_bytes(nlp.to_bytes())) == expected
+
+
+@pytest.mark.parametrize("feeding", [True, False])
+def test_trains_with_and_without_label_feeding(cascade_bert, cascade_docs, feeding):
+    config = {"inputs": {"tag": [], "chunk": ["tag"], "dep": ["tag", "chunk"]}} if feeding else FLAT
+    nlp = make_cascade_nlp(cascade_bert, all_layers=feeding, **config)
+    history = train(nlp, examples_for(nlp, cascade_docs), n_epochs=6)
+    assert history[-1]["cascade"] < 0.7 * history[0]["cascade"]
+    heads = nlp.get_pipe("cascade").model.get_ref("heads").shims[0]._model
+    assert bool(heads.label_embeddings) == feeding
+
+
+def encoder_parameters(nlp):
+    return dict(nlp.get_pipe("transformer").model.transformer.named_parameters())
+
+
+def encoder_change(nlp, examples, weights) -> dict:
+    """Per encoder parameter, how far one update moves it (a fresh Adam
+    without weight decay moves a weight only if it has a gradient)."""
+    nlp.get_pipe("cascade").cfg.update({f"{level}_weight": w for level, w in weights.items()})
+    before = {name: p.detach().clone() for name, p in encoder_parameters(nlp).items()}
+    update(nlp, examples, Adam(0.001, L2=0.0))
+    return {name: float((p.detach() - before[name]).abs().sum()) for name, p in encoder_parameters(nlp).items()}
+
+
+def test_mixed_batch_gives_encoder_gradient_from_every_level(trained, cascade_docs):
+    """Chunk-only and tree-only docs in one batch: each level alone moves
+    the encoder, through the docs that annotate it; a level whose
+    annotation the batch lacks sends nothing."""
+    nlp, _ = trained
+    examples = examples_for(nlp, cascade_docs[15:25])  # 5 EWT, 5 CoNLL-2000
+    losses = {}
+    update(nlp, examples, Adam(0.0), losses)
+    assert all(losses[f"cascade:{level}"] > 0 for level in ("tag", "chunk", "dep"))
+    for level in ("tag", "chunk", "dep"):
+        weights = {name: float(name == level) for name in ("tag", "chunk", "dep")}
+        assert sum(encoder_change(nlp, examples, weights).values()) > 0, level
+    trees_only = examples_for(nlp, cascade_docs[:5])
+    assert sum(encoder_change(nlp, trees_only, {"tag": 0.0, "chunk": 1.0, "dep": 0.0}).values()) == 0.0
+    nlp.get_pipe("cascade").cfg.update({"tag_weight": 1.0, "chunk_weight": 1.0, "dep_weight": 1.0})
+
+
+def test_all_layers_encoder_trains_the_layer_a_level_reads(cascade_bert, cascade_docs):
+    """Every level reads hidden state 1 (the first layer's output): the
+    gradient reaches that layer and the embeddings, and not the last layer,
+    which no level reads."""
+    nlp = make_cascade_nlp(cascade_bert, layers={"tag": 1, "chunk": 1, "dep": 1})
+    examples = examples_for(nlp, cascade_docs[15:25])
+    nlp.initialize(lambda: examples)
+    update(nlp, examples, Adam(0.001))  # zero-initialized output layers: the second step has gradient
+    change = encoder_change(nlp, examples, {"tag": 1.0, "chunk": 1.0, "dep": 1.0})
+    first, last = "encoder.layer.0.", "encoder.layer.1."
+    assert sum(v for k, v in change.items() if k.startswith(first)) > 0
+    assert sum(v for k, v in change.items() if k.startswith("embeddings.")) > 0
+    assert sum(v for k, v in change.items() if k.startswith(last)) == 0
+
+
+def test_missing_levels_are_not_negatives(trained, cascade_docs):
+    """A CoNLL-2000 doc has no tree: the parser gets no loss from it."""
+    nlp, _ = trained
+    chunk_docs = examples_for(nlp, cascade_docs[20:30])
+    losses = {}
+    update(nlp, chunk_docs, Adam(0.0), losses)
+    assert losses["cascade:dep"] == 0.0 and losses["cascade:chunk"] > 0
+    ewt = examples_for(nlp, cascade_docs[:5])
+    for eg in ewt:
+        remove_annotation(eg, ["tag", "dep"])
+    losses = {}
+    update(nlp, ewt, Adam(0.0), losses)
+    assert losses == {**losses, "cascade:tag": 0.0, "cascade:chunk": 0.0, "cascade:dep": 0.0}
+
+
+def test_inference_edge_cases(trained):
+    nlp, _ = trained
+    assert len(nlp("")) == 0
+    one = nlp("Hello")
+    assert one[0].head.i == 0 and one[0].dep_ == "ROOT"
+    docs = list(nlp.pipe(["", "Two words", "   "]))
+    assert docs[1][0].tag_ and is_tree(docs[1])
+    # A doc without sentence boundaries, longer than a segment: one tree per window.
+    long_text = " ".join(["the cat sat on the mat ."] * 60)
+    doc = nlp(long_text)
+    assert all(token.tag_ for token in doc)
+    assert len(list(doc.sents)) == -(-len(doc) // 256)
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"levels": ["tag", "lemma"]}, "Unknown cascade level 'lemma'"),
+    ({"inputs": {"tag": ["dep"], "chunk": [], "dep": []}}, "can only read levels below it"),
+    ({"layers": {"tag": 5, "chunk": -1, "dep": -1}}, "layers.tag = 5"),
+])
+def test_config_errors_name_the_value(cascade_bert, config, message):
+    with pytest.raises(ValueError, match=message):
+        make_cascade_nlp(cascade_bert, all_layers=False, **config)
+
+
+def test_initialize_names_a_level_without_data(cascade_bert, cascade_docs):
+    nlp = make_cascade_nlp(cascade_bert, all_layers=False, levels=["tag", "pos", "chunk", "dep"],
+                           inputs={"pos": ["tag"]}, layers={})
+    chunk_only = examples_for(nlp, cascade_docs[20:])
+    with pytest.raises(ValueError, match=r"no training annotation for levels \['pos', 'dep'\]"):
+        nlp.initialize(lambda: chunk_only)
