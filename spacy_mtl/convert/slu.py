@@ -2,7 +2,7 @@
 one utterance a line; words, IOB2 slot tags and the intent on the same line
 of three files. `a#b` in `label` is a multi-intent utterance."""
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, Optional, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab

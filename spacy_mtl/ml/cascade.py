@@ -6,7 +6,7 @@ label embeddings p(labels) @ E of the levels below it (Hashimoto et al. 2017).
 The heads run in PyTorch on sentence segments: every level sees the padded
 (segments, tokens, features) batch, so the parser's arc scores are
 (tokens x tokens) per sentence, never per document."""
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy
 import torch

@@ -2,7 +2,7 @@
 tasks, mixed into one training stream."""
 import random
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy
 from spacy.attrs import DEP, HEAD, SENT_START
