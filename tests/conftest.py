@@ -37,7 +37,7 @@ def build_tiny_bert(path: Path, sentences: List[str]) -> Path:
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(sentences, vocab_size=400, min_frequency=1)
     wordpiece.save_model(str(path))
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=128)
     tokenizer.save_pretrained(str(path))
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -96,3 +96,16 @@ def cascade_docs() -> List[Doc]:
 @pytest.fixture(scope="session")
 def cascade_bert(tmp_path_factory, cascade_docs) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("cascade_bert"), [doc.text for doc in cascade_docs])
+
+
+@pytest.fixture(scope="session")
+def conll04_sample(tmp_path_factory):
+    """The first 30 CoNLL04 training sentences with relations, as a SpERT file."""
+    import json
+
+    path = SHARED_DATA / "conll04" / "conll04_train.json"
+    require_data(path)
+    sentences = [s for s in json.loads(path.read_text()) if s["relations"]][:30]
+    out = tmp_path_factory.mktemp("conll04") / "sample.json"
+    out.write_text(json.dumps(sentences))
+    return out, sentences

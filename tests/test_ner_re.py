@@ -8,18 +8,8 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy_mtl.convert import ConversionError, convert_relations, read_spert
 from spacy_mtl.relations import Relation
 
-from conftest import SHARED_DATA, build_tiny_bert, require_data
+from conftest import build_tiny_bert
 from pipelines import TRF_MODEL, examples_for, train
-
-
-@pytest.fixture(scope="module")
-def conll04_sample(tmp_path_factory):
-    path = SHARED_DATA / "conll04" / "conll04_train.json"
-    require_data(path)
-    sentences = [s for s in json.loads(path.read_text()) if s["relations"]][:30]
-    out = tmp_path_factory.mktemp("conll04") / "sample.json"
-    out.write_text(json.dumps(sentences))
-    return out, sentences
 
 
 def make_nlp(bert, **config):

@@ -1,0 +1,95 @@
+"""Inference on awkward input, for every component of a pipeline that holds
+all three on one transformer."""
+import numpy
+import pytest
+import spacy
+
+from conftest import build_tiny_bert
+from pipelines import TRF_MODEL, examples_for, train
+from spacy_mtl.convert import read_spert
+from spacy_mtl.ml.trees import find_cycle
+
+LONG_DOC_TOKENS = 10_000
+CASES = {
+    "empty": "",
+    "whitespace": "  \n\t  ",
+    "one_token": "Hello",
+    "emoji": "Book 2 🍕🍕 for me 🚀 in Paris 😀!!",
+    "right_to_left": "مرحبا بالعالم من القاهرة ושלום מתל אביב",
+    "cjk": "我爱北京天安门。東京は大きい都市です。서울에 갑니다",
+    "control_characters": "play\x00 some\x07 jazz\u200b by Miles\x1b Davis\r\nnow",
+    "long_document": " ".join(["Smith flew from Boston to Denver on Monday ."] * (LONG_DOC_TOKENS // 9 + 1)),
+    "long_sentence": " ".join(["the old man saw a dog"] * 120),
+}
+
+
+@pytest.fixture(scope="module")
+def all_in_one(tmp_path_factory, snips_docs, conll04_sample, cascade_docs):
+    """slot_intent, ner_re and cascade on one tiny transformer, trained a few
+    epochs on docs that each annotate some of the tasks."""
+    path, _ = conll04_sample
+    docs = snips_docs[:20] + list(read_spert(path))[:20] + cascade_docs
+    bert = build_tiny_bert(tmp_path_factory.mktemp("bert"), [doc.text for doc in docs])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(bert)}})
+    nlp.add_pipe("slot_intent")
+    nlp.add_pipe("ner_re")
+    nlp.add_pipe("cascade")
+    train(nlp, examples_for(nlp, docs), n_epochs=3)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def outputs(all_in_one):
+    texts = list(CASES.values())
+    return dict(zip(CASES, all_in_one.pipe(texts, batch_size=4)))
+
+
+def test_long_document_is_that_long(outputs):
+    assert len(outputs["long_document"]) > LONG_DOC_TOKENS
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_slot_intent(outputs, case):
+    doc = outputs[case]
+    spans = doc.spans["slots"]
+    assert all(0 <= span.start < span.end <= len(doc) for span in spans)
+    if doc.text.strip():
+        assert abs(sum(doc.cats.values()) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_ner_re(outputs, case):
+    doc = outputs[case]
+    entities = {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+    for relation in doc._.relations:
+        assert (relation.head.start, relation.head.end, relation.head.label_) in entities
+        assert (relation.tail.start, relation.tail.end, relation.tail.label_) in entities
+        assert 0.0 <= relation.score <= 1.0
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cascade(outputs, case):
+    doc = outputs[case]
+    assert all(token.tag_ for token in doc if not token.is_space) or not len(doc)
+    assert all(0 <= span.start < span.end <= len(doc) for span in doc.spans["chunks"])
+    for sent in doc.sents if len(doc) else []:
+        heads = numpy.array([0] + [0 if t.head.i == t.i else t.head.i - sent.start + 1 for t in sent])
+        assert ((heads >= 0) & (heads <= len(sent))).all(), "a head outside its sentence"
+        assert (heads[1:] == 0).sum() == 1 and find_cycle(heads) is None
+
+
+def test_ner_re_with_no_or_one_entity(all_in_one):
+    ner_re = all_in_one.get_pipe("ner_re")
+    none = ner_re.candidate_pairs([])
+    one = ner_re.candidate_pairs([(0, 2, "Peop")])
+    assert none.shape[0] == 0 and one.shape[0] == 0
+    with all_in_one.select_pipes(enable=["transformer", "ner_re"]):
+        ner_re.cfg["relations_only"] = True
+        try:
+            doc = all_in_one.make_doc("John Smith lives in Boston")
+            doc.set_ents([spacy.tokens.Span(doc, 0, 2, label="Peop")])
+            doc = all_in_one(doc)
+        finally:
+            ner_re.cfg["relations_only"] = False
+    assert doc._.relations == [] and [e.text for e in doc.ents] == ["John Smith"]
