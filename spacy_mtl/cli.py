@@ -62,6 +62,27 @@ def convert_conllu_command(
     _convert(convert_conllu, in_path, out_path)
 
 
+@app.command("validate")
+def validate_command(
+    path: Path = typer.Argument(..., help="A data file (.conllu, .json SpERT, CoNLL-2000 .txt) or an ATIS/SNIPS folder"),
+    data_format: str = typer.Option(None, "--format", help="slu, relations, chunks or conllu (default: from the path)"),
+    max_errors: int = typer.Option(100, help="Stop after this many errors"),
+) -> None:
+    """Check training data and report every malformed sentence with its file
+    and line (misaligned tokens and tags, invalid BIO, indices out of range,
+    overlapping entities, several roots or cycles, wrong column counts)."""
+    from .convert.validate import FORMATS, validate
+
+    if data_format is not None and data_format not in FORMATS:
+        msg.fail(f"Unknown format '{data_format}'", f"Known: {', '.join(FORMATS)}", exits=1)
+    n_docs, errors = validate(path, data_format, max_errors)
+    for error in errors:
+        msg.fail(str(error))
+    if errors:
+        msg.fail(f"{len(errors)} error(s); {n_docs} valid docs", exits=1)
+    msg.good(f"{n_docs} docs, no errors", str(path))
+
+
 @app.command("render")
 def render_command(
     model: Path = typer.Argument(..., help="A trained pipeline with ner_re"),

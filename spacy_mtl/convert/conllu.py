@@ -8,7 +8,8 @@ SpaceAfter after the last. Empty nodes (`8.1`) belong to the enhanced graph
 only and are skipped: the basic tree never points at them. A sentence whose
 HEAD column is all `_` has no tree (a doc without dependency annotation)."""
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from functools import partial
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -26,31 +27,39 @@ Row = Tuple[int, List[str]]  # (line number, columns)
 
 
 def read_conllu(path: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterator[Doc]:
-    path = Path(path)
-    vocab = vocab or Vocab()
+    docs = (build() for build in conllu_doc_builders(Path(path), vocab or Vocab()))
+    return (doc for doc in docs if doc is not None)
+
+
+def conllu_doc_builders(path: Path, vocab: Vocab) -> Iterator[Callable[[], Optional[Doc]]]:
+    """One doc-building function a sentence: each raises its own errors (and
+    gives None for a block of comments only)."""
     for block in sentence_blocks(path):
-        words: List[Row] = []
-        multiword: Dict[int, Row] = {}  # first word id -> the multiword token's row
-        for number, line in block:
-            if line.startswith("#"):
-                continue
-            columns = line.split("\t")
-            if len(columns) != N_COLUMNS:
-                raise ConversionError(path, f"expected {N_COLUMNS} tab-separated columns, got {len(columns)}", number)
-            token_id = columns[ID]
-            if "." in token_id:
-                continue
-            if "-" in token_id:
-                first, _, last = token_id.partition("-")
-                if not (first.isdigit() and last.isdigit() and int(first) < int(last)):
-                    raise ConversionError(path, f"bad multiword token range '{token_id}'", number)
-                multiword[int(first)] = (number, columns)
-                continue
-            if token_id != str(len(words) + 1):
-                raise ConversionError(path, f"word ID '{token_id}', expected {len(words) + 1}", number)
-            words.append((number, columns))
-        if words:
-            yield _make_doc(vocab, path, words, multiword)
+        yield partial(_conllu_doc, vocab, path, block)
+
+
+def _conllu_doc(vocab: Vocab, path: Path, block: List[Tuple[int, str]]) -> Optional[Doc]:
+    words: List[Row] = []
+    multiword: Dict[int, Row] = {}  # first word id -> the multiword token's row
+    for number, line in block:
+        if line.startswith("#"):
+            continue
+        columns = line.split("\t")
+        if len(columns) != N_COLUMNS:
+            raise ConversionError(path, f"expected {N_COLUMNS} tab-separated columns, got {len(columns)}", number)
+        token_id = columns[ID]
+        if "." in token_id:
+            continue
+        if "-" in token_id:
+            first, _, last = token_id.partition("-")
+            if not (first.isdigit() and last.isdigit() and int(first) < int(last)):
+                raise ConversionError(path, f"bad multiword token range '{token_id}'", number)
+            multiword[int(first)] = (number, columns)
+            continue
+        if token_id != str(len(words) + 1):
+            raise ConversionError(path, f"word ID '{token_id}', expected {len(words) + 1}", number)
+        words.append((number, columns))
+    return _make_doc(vocab, path, words, multiword) if words else None
 
 
 def _make_doc(vocab: Vocab, path: Path, words: List[Row], multiword: Dict[int, Row]) -> Doc:

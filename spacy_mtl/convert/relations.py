@@ -3,7 +3,8 @@
 ({type, head, tail}, indices into `entities`)."""
 import json
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from functools import partial
+from typing import Callable, Iterator, Optional, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -15,8 +16,11 @@ from .write import write_docbin
 
 def read_spert(path: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterator[Doc]:
     """Docs with entities in doc.ents and relations in doc._.relations."""
-    path = Path(path)
-    vocab = vocab or Vocab()
+    return (build() for build in spert_doc_builders(Path(path), vocab or Vocab()))
+
+
+def spert_doc_builders(path: Path, vocab: Vocab) -> Iterator[Callable[[], Doc]]:
+    """One doc-building function a sentence: each raises its own errors."""
     try:
         sentences = json.loads(path.read_text(encoding="utf8"))
     except FileNotFoundError:
@@ -26,7 +30,7 @@ def read_spert(path: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterato
     if not isinstance(sentences, list):
         raise ConversionError(path, "expected a JSON list of sentences")
     for i, sentence in enumerate(sentences):
-        yield _make_doc(vocab, path, i, sentence)
+        yield partial(_make_doc, vocab, path, i, sentence)
 
 
 def _make_doc(vocab: Vocab, path: Path, index: int, sentence: dict) -> Doc:

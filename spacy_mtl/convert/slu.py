@@ -1,8 +1,9 @@
 """The seq.in / seq.out / label format of ATIS and SNIPS (Goo et al. 2018):
 one utterance a line; words, IOB2 slot tags and the intent on the same line
 of three files. `a#b` in `label` is a multi-intent utterance."""
+from functools import partial
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -19,8 +20,11 @@ def read_slu(in_dir: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterato
     """Docs with the intent in doc.cats ({label: 1.0}) and the slots in
     doc.spans["slots"]. `seq.in` is required; a folder without `seq.out` or
     without `label` gives docs not annotated for slots or for intent."""
-    in_dir = Path(in_dir)
-    vocab = vocab or Vocab()
+    return (build() for build in slu_doc_builders(Path(in_dir), vocab or Vocab()))
+
+
+def slu_doc_builders(in_dir: Path, vocab: Vocab) -> Iterator[Callable[[], Doc]]:
+    """One doc-building function an utterance: each raises its own errors."""
     words_path = in_dir / WORDS_FILE
     if not words_path.is_file():
         raise ConversionError(words_path, "file not found (expected seq.in, seq.out and label)")
@@ -39,7 +43,7 @@ def read_slu(in_dir: Union[str, Path], vocab: Optional[Vocab] = None) -> Iterato
     if not columns:
         raise ConversionError(in_dir, "neither seq.out (slots) nor label (intent) found")
     for i, word_line in enumerate(word_lines):
-        yield _make_doc(vocab, words_path, word_line, columns, i)
+        yield partial(_make_doc, vocab, words_path, word_line, columns, i)
 
 
 def _make_doc(vocab: Vocab, words_path: Path, word_line: str, columns: dict, index: int) -> Doc:
