@@ -1,0 +1,72 @@
+"""What production needs: a wheel that installs and loads, deterministic
+training, and no network access at load or run time."""
+import socket
+import subprocess
+import sys
+import zipfile
+
+import numpy
+import pytest
+import spacy
+from spacy.util import fix_random_seed
+
+from pipelines import examples_for, make_nlp, train
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(tiny_bert, snips_docs, tmp_path_factory):
+    nlp = make_nlp(tiny_bert)
+    train(nlp, examples_for(nlp, snips_docs[:20]), n_epochs=2)
+    path = tmp_path_factory.mktemp("pipeline") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+def test_spacy_package_wheel_installs_and_loads(saved_pipeline, tmp_path):
+    """`spacy package` -> wheel requiring spacy-mtl -> installed into a fresh
+    folder -> spacy.load("<package name>") in a new process."""
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(saved_pipeline), str(packages),
+         "--name", "mtl_tiny", "--version", "0.0.1", "--build", "wheel", "--force"],
+        check=True, capture_output=True,
+    )
+    wheel = next(packages.glob("**/*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(name for name in archive.namelist() if name.endswith("METADATA"))
+        requirements = [line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist")]
+    assert any("spacy-mtl" in line for line in requirements), requirements
+    target = tmp_path / "site"
+    # --no-deps: the dependencies (spacy-mtl itself among them) are this environment's.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    script = (
+        "import spacy; nlp = spacy.load('en_mtl_tiny'); doc = nlp('play some jazz music');"
+        "print(max(doc.cats, key=doc.cats.get), len(doc.spans['slots']) >= 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(target), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("True")
+
+
+def trained_weights(tiny_bert, docs) -> bytes:
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_bert)
+    train(nlp, examples_for(nlp, docs), n_epochs=2)
+    return nlp.get_pipe("transformer").to_bytes() + nlp.get_pipe("slot_intent").to_bytes()
+
+
+def test_same_seed_gives_identical_weights(tiny_bert, snips_docs):
+    first = trained_weights(tiny_bert, snips_docs[:20])
+    assert trained_weights(tiny_bert, snips_docs[:20]) == first
+
+
+def test_loading_and_running_needs_no_network(saved_pipeline, monkeypatch):
+    def blocked(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    nlp = spacy.load(saved_pipeline)
+    doc = nlp("book a table for two in paris")
+    assert numpy.isclose(sum(doc.cats.values()), 1.0)
