@@ -1,7 +1,7 @@
 """The `spacy-mtl` command line (also `python -m spacy_mtl`)."""
 from itertools import islice
 from pathlib import Path
-from typing import Callable
+from typing import Callable, List
 
 import typer
 from wasabi import msg
@@ -60,6 +60,73 @@ def convert_conllu_command(
     in token.pos_, the basic tree in token.head / token.dep_. Multiword tokens
     become their words; empty nodes are skipped."""
     _convert(convert_conllu, in_path, out_path)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Path = typer.Argument(..., help="A trained pipeline (folder or installed package name)"),
+    data: Path = typer.Argument(..., help="Gold docs (.spacy)"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the scores as JSON here"),
+    batch_size: int = typer.Option(64, help="Docs per batch"),
+    gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
+) -> None:
+    """Score a pipeline on gold docs with every metric its components define
+    (slot_f, intent_acc, sent_acc, ents_f, rel_micro_f, rel_macro_f,
+    rel_boundaries_f, tag_acc, pos_acc, chunk_f, dep_uas, dep_las, ...), on
+    the gold tokenization. Prints a table; --output writes JSON."""
+    import json
+
+    import spacy
+    from spacy.scorer import Scorer
+    from spacy.tokens import Doc, DocBin
+    from spacy.training import Example
+    from tqdm import tqdm
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    if not data.is_file():
+        msg.fail(f"File not found: {data}", exits=1)
+    nlp = spacy.load(model)
+    references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    inputs = (Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]) for ref in references)
+    predicted = list(tqdm(nlp.pipe(inputs, batch_size=batch_size), total=len(references), desc="Annotating", unit="doc"))
+    scores = Scorer(nlp).score([Example(pred, ref) for pred, ref in zip(predicted, references)])
+    rows = [(key, value) for key, value in scores.items() if isinstance(value, float)]
+    msg.table([(key, f"{100 * value:.2f}" if key != "speed" else f"{value:.0f}") for key, value in rows], header=("metric", "score"))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = {"model": str(model), "data": str(data), "n_docs": len(references), "scores": dict(rows)}
+        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        msg.good(f"Wrote {output}")
+
+
+@app.command("benchmark")
+def benchmark_command(
+    models: List[Path] = typer.Argument(..., help="Pipelines, run one after another on the same texts"),
+    data: Path = typer.Option(..., "--data", help="Texts: a .spacy file or a text file (a text a line)"),
+    n_words: int = typer.Option(20000, help="Words of text (the data is cycled if shorter)"),
+    batch_size: int = typer.Option(64, help="Texts per batch"),
+    runs: int = typer.Option(3, help="Timed runs after the warm-up; the median is reported"),
+    transformer_only: bool = typer.Option(False, help="Run only the transformer of each pipeline"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the results as JSON here"),
+) -> None:
+    """Inference words per second (median of several runs after a warm-up)
+    and peak resident memory of one pipeline, or several in sequence."""
+    import json
+
+    from .benchmark import benchmark, load_texts
+
+    texts = load_texts(data, n_words)
+    msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs")
+    result = benchmark(models, texts, batch_size=batch_size, n_runs=runs, transformer_only=transformer_only)
+    msg.table(
+        [("words", result["words"]), ("words/s (median)", result["median_words_per_second"]),
+         ("words/s (runs)", ", ".join(map(str, result["words_per_second"]))), ("peak RSS (MB)", result["peak_rss_mb"])],
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        msg.good(f"Wrote {output}")
 
 
 @app.command("validate")

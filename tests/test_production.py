@@ -70,3 +70,42 @@ def test_loading_and_running_needs_no_network(saved_pipeline, monkeypatch):
     nlp = spacy.load(saved_pipeline)
     doc = nlp("book a table for two in paris")
     assert numpy.isclose(sum(doc.cats.values()), 1.0)
+
+
+def test_cli_evaluate_prints_and_writes_every_metric(saved_pipeline, snips_docs, tmp_path):
+    import json
+
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    data = tmp_path / "dev.spacy"
+    DocBin(docs=snips_docs[20:30], store_user_data=True).to_disk(data)
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(app, ["evaluate", str(saved_pipeline), str(data), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())["scores"]
+    assert {"slot_f", "intent_acc", "sent_acc"} <= set(scores)
+    assert "sent_acc" in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(saved_pipeline), str(tmp_path / "missing.spacy")])
+    assert result.exit_code == 1 and "File not found" in result.output
+
+
+def test_cli_benchmark_reports_speed_and_memory(saved_pipeline, snips_docs, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(doc.text for doc in snips_docs))
+    out = tmp_path / "bench.json"
+    args = ["benchmark", str(saved_pipeline), str(saved_pipeline), "--data", str(data), "--n-words", "300", "--runs", "2", "--output", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["words"] >= 300 and len(report["words_per_second"]) == 2
+    assert report["median_words_per_second"] > 0 and report["peak_rss_mb"] > 0
+    assert report["components"] == [["transformer", "slot_intent"]] * 2

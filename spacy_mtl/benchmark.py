@@ -1,0 +1,79 @@
+"""Inference speed and memory of pipelines, as `spacy-mtl benchmark` runs it."""
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+
+
+def load_texts(path: Path, n_words: int) -> List[str]:
+    """Texts with about n_words words in all: the docs of a .spacy file, or
+    the lines of a text file, cycled if the file is shorter."""
+    if path.suffix == ".spacy":
+        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
+    else:
+        texts = [line for line in path.read_text(encoding="utf8").split("\n") if line.strip()]
+    if not texts:
+        raise ValueError(f"No text in {path}")
+    chosen, count = [], 0
+    while count < n_words:
+        for text in texts:
+            chosen.append(text)
+            count += len(text.split())
+            if count >= n_words:
+                break
+    return chosen
+
+
+def words_in(docs: Sequence[Doc]) -> int:
+    return sum(1 for doc in docs for token in doc if not token.is_space)
+
+
+def time_pipelines(pipelines: Sequence[Language], texts: List[str], batch_size: int) -> float:
+    """Seconds to run every pipeline over the texts, one after another."""
+    start = time.perf_counter()
+    for nlp in pipelines:
+        for _ in nlp.pipe(texts, batch_size=batch_size):
+            pass
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def benchmark(
+    models: Sequence[Path],
+    texts: List[str],
+    *,
+    batch_size: int = 64,
+    n_runs: int = 3,
+    warmup_texts: int = 64,
+    transformer_only: bool = False,
+) -> Dict:
+    """Words per second of the pipelines run one after another on the same
+    texts (median of n_runs after a warm-up), and the process's peak memory."""
+    pipelines = [spacy.load(model) for model in models]
+    if transformer_only:
+        for nlp in pipelines:
+            nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "transformer"])
+    n_words = words_in(list(pipelines[0].tokenizer.pipe(texts)))
+    time_pipelines(pipelines, texts[:warmup_texts], batch_size)
+    seconds = [time_pipelines(pipelines, texts, batch_size) for _ in range(n_runs)]
+    speeds = [n_words / s for s in seconds]
+    return {
+        "models": [str(model) for model in models],
+        "components": [nlp.pipe_names for nlp in pipelines],
+        "words": n_words,
+        "batch_size": batch_size,
+        "runs": n_runs,
+        "words_per_second": [round(speed, 1) for speed in speeds],
+        "median_words_per_second": round(statistics.median(speeds), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
