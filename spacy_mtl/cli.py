@@ -150,20 +150,27 @@ def validate_command(
     msg.good(f"{n_docs} docs, no errors", str(path))
 
 
+RENDER_STYLES = ("relations", "slots", "chunks", "deps")
+
+
 @app.command("render")
 def render_command(
-    model: Path = typer.Argument(..., help="A trained pipeline with ner_re"),
+    model: Path = typer.Argument(..., help="A trained pipeline"),
     source: str = typer.Argument(..., help="Text to annotate, or a .spacy file whose texts to annotate"),
     output: Path = typer.Argument(..., help="Output .html file"),
+    style: str = typer.Option("relations", help=f"What to draw: {', '.join(RENDER_STYLES)}"),
     limit: int = typer.Option(10, help="Number of docs to render from a .spacy file"),
 ) -> None:
-    """Render predicted entities and relations as HTML (labelled arcs between
-    entity boxes)."""
+    """Render predictions as HTML: entities and relations (labelled arcs
+    between entity boxes), slots or chunks (labelled spans), or dependency
+    trees."""
     import spacy
     from spacy.tokens import Doc, DocBin
 
-    from .render import render_relations
+    from .render import render_dependencies, render_relations, render_spans
 
+    if style not in RENDER_STYLES:
+        msg.fail(f"Unknown style '{style}'", f"Known: {', '.join(RENDER_STYLES)}", exits=1)
     nlp = spacy.load(model)
     if source.endswith(".spacy"):
         if not Path(source).is_file():
@@ -173,5 +180,12 @@ def render_command(
         inputs = [Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]) for ref in references]
     else:
         inputs = [source]
-    output.write_text(render_relations(nlp.pipe(inputs)), encoding="utf8")
+    docs = list(nlp.pipe(inputs))
+    if style == "relations":
+        page = render_relations(docs)
+    elif style == "deps":
+        page = render_dependencies(docs)
+    else:
+        page = render_spans(docs, style)
+    output.write_text(page, encoding="utf8")
     msg.good(f"Rendered {len(inputs)} docs to {output}")

@@ -89,3 +89,17 @@ def _arc_levels(arcs: List[Tuple[float, float]]) -> List[int]:
 
 def _label_colors(labels: Iterable[str]) -> Dict[str, str]:
     return {label: COLORS[i % len(COLORS)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def render_spans(docs: Iterable[Doc], spans_key: str, page: bool = True) -> str:
+    """Span groups (slots, chunks) with displaCy's span style."""
+    from spacy import displacy
+
+    return displacy.render(list(docs), style="span", options={"spans_key": spans_key}, page=page)
+
+
+def render_dependencies(docs: Iterable[Doc], page: bool = True) -> str:
+    """Dependency trees (and tags) with displaCy's dependency style."""
+    from spacy import displacy
+
+    return displacy.render(list(docs), style="dep", options={"fine_grained": True, "compact": True}, page=page)

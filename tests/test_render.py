@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 from typer.testing import CliRunner
@@ -7,6 +9,17 @@ from typer.testing import CliRunner
 from spacy_mtl.cli import app
 from spacy_mtl.relations import Relation
 from spacy_mtl.render import render_relations
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline_for_render(tiny_bert, tmp_path_factory, snips_docs):
+    from pipelines import examples_for, make_nlp
+
+    nlp = make_nlp(tiny_bert)
+    nlp.initialize(lambda: examples_for(nlp, snips_docs[:10]))
+    path = tmp_path_factory.mktemp("render") / "model"
+    nlp.to_disk(path)
+    return path
 
 
 def make_doc():
@@ -41,3 +54,24 @@ def test_cli_reports_missing_input(tmp_path):
     result = CliRunner().invoke(app, ["render", str(tmp_path), str(tmp_path / "missing.spacy"), str(tmp_path / "out.html")])
     assert result.exit_code != 0
     assert not (tmp_path / "out.html").exists()
+
+
+def test_spans_and_trees_render():
+    from spacy_mtl.render import render_dependencies, render_spans
+
+    doc = Doc(Vocab(), words=["the", "old", "man", "sleeps"], heads=[2, 2, 3, 3], deps=["det", "amod", "nsubj", "ROOT"], tags=["DT", "JJ", "NN", "VBZ"])
+    doc.spans["chunks"] = [Span(doc, 0, 3, "NP"), Span(doc, 3, 4, "VP")]
+    spans = render_spans([doc], "chunks")
+    labels = re.findall(r">\s*(NP|VP)\s*<", spans)
+    assert labels == ["NP", "VP"]
+    tree = render_dependencies([doc])
+    assert "nsubj" in tree and "amod" in tree and "VBZ" in tree
+
+
+def test_cli_render_styles(saved_pipeline_for_render, tmp_path):
+    out = tmp_path / "slots.html"
+    result = CliRunner().invoke(app, ["render", str(saved_pipeline_for_render), "play jazz by miles davis", str(out), "--style", "slots"])
+    assert result.exit_code == 0, result.output
+    assert "<html" in out.read_text().lower()
+    result = CliRunner().invoke(app, ["render", str(saved_pipeline_for_render), "x", str(out), "--style", "colours"])
+    assert result.exit_code == 1 and "Unknown style" in result.output
