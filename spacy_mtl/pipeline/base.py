@@ -24,6 +24,14 @@ class MultiTaskPipe(TrainablePipe):
     of each head (unweighted) and the gradient of the model's outputs, with
     each head's gradient scaled by `cfg["<head>_weight"]`."""
 
+    # The unweighted loss of each head in the latest update (for loss weighting).
+    last_head_losses: Dict[str, float] = {}
+
+    @property
+    def head_names(self) -> List[str]:
+        """The heads whose losses are weighted: those with a `<head>_weight`."""
+        return [key[: -len("_weight")] for key in self.cfg if key.endswith("_weight")]
+
     def losses_and_gradients(self, examples: List[Example], outputs) -> Tuple[Dict[str, float], object]:
         raise NotImplementedError
 
@@ -46,6 +54,7 @@ class MultiTaskPipe(TrainablePipe):
         set_dropout_rate(self.model, drop)
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
+        self.last_head_losses = head_losses
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.

@@ -133,6 +133,10 @@ class Cascade(MultiTaskPipe):
         return self.model.attrs["spec"]["levels"]
 
     @property
+    def head_names(self) -> List[str]:
+        return list(self.levels)
+
+    @property
     def labels(self) -> Tuple[str, ...]:
         return tuple(label for level in self.levels for label in self.cfg["labels"].get(level, []))
 

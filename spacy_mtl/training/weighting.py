@@ -1,0 +1,159 @@
+"""Task loss weighting across components and heads.
+
+Every spacy-mtl component scales each head's gradient by
+`cfg["<head>_weight"]` before it reaches the shared encoder (DESIGN.md rule 4:
+with Adam a head's own update hardly depends on the scale of its loss; the
+balance of gradients at the encoder does). The callback here sets those
+weights before every update, as base weight (the component's config) x a
+factor from a strategy:
+
+- "static": factor 1 (or a schedule over steps);
+- "uncertainty": Kendall et al. 2018, total loss sum_t exp(-s_t) L_t + s_t
+  with s_t learned: the factor is exp(-s_t), and s_t follows the gradient
+  1 - exp(-s_t) L_t of the observed losses (Adam);
+- "dwa": dynamic weight averaging, Liu et al. 2019: factors
+  T * softmax(r_t / temperature) with r_t = L_t(e-1) / L_t(e-2), the ratio
+  of a task's mean losses over the two previous epochs.
+"""
+import math
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from spacy.language import Language
+from spacy.util import registry
+
+STRATEGIES = ("static", "uncertainty", "dwa")
+
+# "component:head", the key of a head's loss in the training losses.
+HeadKey = str
+
+
+def multitask_heads(nlp: Language) -> List[Tuple[HeadKey, Any, str]]:
+    """(key, component, head) of every head of every spacy-mtl component."""
+    from ..pipeline.base import MultiTaskPipe
+
+    heads = []
+    for name, pipe in nlp.pipeline:
+        if isinstance(pipe, MultiTaskPipe):
+            for head in pipe.head_names:
+                heads.append((f"{name}:{head}", pipe, head))
+    return heads
+
+
+@registry.callbacks("spacy_mtl.loss_weighting.v1")
+def create_loss_weighting(
+    strategy: str = "static",
+    schedules: Dict[HeadKey, Any] = {},
+    learn_rate: float = 0.01,
+    temperature: float = 2.0,
+) -> "LossWeighting":
+    """For [training.before_update]. strategy: static, uncertainty or dwa.
+    schedules: "component:head" -> a schedule over steps, multiplied in.
+    learn_rate: of the uncertainty parameters s_t.
+    temperature: of dynamic weight averaging."""
+    return LossWeighting(strategy, schedules=schedules, learn_rate=learn_rate, temperature=temperature)
+
+
+class LossWeighting:
+    def __init__(self, strategy: str, *, schedules: Dict[HeadKey, Any] = {}, learn_rate: float = 0.01, temperature: float = 2.0):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"Unknown loss weighting strategy '{strategy}'; choose one of {STRATEGIES}")
+        self.strategy = strategy
+        self.schedules = dict(schedules)
+        self.learn_rate = learn_rate
+        self.temperature = temperature
+        self.base: Dict[HeadKey, float] = {}
+        self.log_variances: Dict[HeadKey, float] = {}  # s_t of uncertainty weighting
+        self._adam: Dict[HeadKey, Tuple[float, float, int]] = {}
+        self.epoch_losses: Dict[int, Dict[HeadKey, List[float]]] = {}
+        self.factors: Dict[HeadKey, float] = {}
+
+    def __call__(self, nlp: Language, args: Dict[str, Any]) -> None:
+        heads = multitask_heads(nlp)
+        unknown = set(self.schedules) - {key for key, _, _ in heads}
+        if unknown:
+            raise ValueError(f"Loss weight schedules for unknown heads {sorted(unknown)}; heads: {[k for k, _, _ in heads]}")
+        for key, pipe, head in heads:
+            self.base.setdefault(key, pipe.cfg[f"{head}_weight"])
+        losses = {key: pipe.last_head_losses[head] for key, pipe, head in heads if head in pipe.last_head_losses}
+        self.factors = self.update_factors(losses, args.get("epoch", 0))
+        for key, pipe, head in heads:
+            pipe.cfg[f"{head}_weight"] = self.base[key] * self.factors.get(key, 1.0) * self._scheduled(key, args.get("step", 0))
+
+    def update_factors(self, losses: Dict[HeadKey, float], epoch: int) -> Dict[HeadKey, float]:
+        """The strategy's factor per head, given the losses of the last step."""
+        if self.strategy == "uncertainty":
+            for key, loss in losses.items():
+                self._step_log_variance(key, loss)
+            return {key: math.exp(-s) for key, s in self.log_variances.items()}
+        if self.strategy == "dwa":
+            for key, loss in losses.items():
+                self.epoch_losses.setdefault(epoch, {}).setdefault(key, []).append(loss)
+            return self._dwa_factors(epoch)
+        return {}
+
+    def _step_log_variance(self, key: HeadKey, loss: float) -> None:
+        """One Adam step on s in exp(-s) L + s: gradient 1 - exp(-s) L."""
+        s = self.log_variances.get(key, 0.0)
+        m, v, t = self._adam.get(key, (0.0, 0.0, 0))
+        gradient = 1.0 - math.exp(-s) * loss
+        t += 1
+        m = 0.9 * m + 0.1 * gradient
+        v = 0.999 * v + 0.001 * gradient**2
+        s -= self.learn_rate * (m / (1 - 0.9**t)) / (math.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        self.log_variances[key] = s
+        self._adam[key] = (m, v, t)
+
+    def _dwa_factors(self, epoch: int) -> Dict[HeadKey, float]:
+        previous, before = self.epoch_losses.get(epoch - 1), self.epoch_losses.get(epoch - 2)
+        if not previous or not before:
+            return {}  # the first two epochs: equal factors
+        keys = [key for key in previous if key in before and _mean(before[key]) > 0]
+        ratios = {key: _mean(previous[key]) / _mean(before[key]) for key in keys}
+        top = max(ratios.values(), default=0.0)
+        exps = {key: math.exp((ratio - top) / self.temperature) for key, ratio in ratios.items()}
+        total = sum(exps.values())
+        return {key: len(exps) * value / total for key, value in exps.items()}
+
+    def _scheduled(self, key: HeadKey, step: int) -> float:
+        schedule = self.schedules.get(key)
+        if schedule is None:
+            return 1.0
+        if callable(schedule):  # thinc Schedule objects
+            return float(schedule(step=step))
+        return float(next(schedule))  # generator schedules advance one step a call
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+@registry.loggers("spacy_mtl.ConsoleLogger.v1")
+def create_console_logger(progress_bar: bool = False, console_output: bool = True, output_file: Optional[str] = None) -> Callable:
+    """spaCy's console logger, plus a line per evaluation with every head's
+    loss since the previous one and its current weight."""
+    from spacy.training.loggers import console_logger
+
+    spacy_logger = console_logger(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
+
+    def setup_printer(nlp: Language, stdout=None, stderr=None):
+        import sys
+
+        stdout = stdout or sys.stdout
+        log_step, finalize = spacy_logger(nlp, stdout, stderr)
+
+        def log_step_with_heads(info: Optional[Dict[str, Any]]) -> None:
+            log_step(info)
+            if info is None or not console_output:
+                return
+            parts = []
+            for key, pipe, head in multitask_heads(nlp):
+                loss = info.get("losses", {}).get(key)
+                loss_text = "-" if loss is None else f"{loss:.2f}"
+                parts.append(f"{key} loss {loss_text} weight {pipe.cfg[f'{head}_weight']:.3f}")
+            if parts:
+                stdout.write("    heads: " + "; ".join(parts) + "\n")
+
+        return log_step_with_heads, finalize
+
+    return setup_printer

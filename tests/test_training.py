@@ -1,0 +1,165 @@
+"""Corpus mixing and task loss weighting."""
+from collections import Counter
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from spacy_mtl.training import LossWeighting, MultiCorpus
+
+
+def write_corpus(path, n_docs, word):
+    nlp = spacy.blank("en")
+    docs = [Doc(nlp.vocab, words=[word, str(i)]) for i in range(n_docs)]
+    DocBin(docs=docs).to_disk(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpora")
+    return {"big": {"path": write_corpus(folder / "big.spacy", 900, "big")},
+            "small": {"path": write_corpus(folder / "small.spacy", 100, "small")}}
+
+
+def share_of_big(corpus, n_epochs=20) -> float:
+    nlp = spacy.blank("en")
+    counts = Counter(eg.reference[0].text for _ in range(n_epochs) for eg in corpus(nlp))
+    return counts["big"] / sum(counts.values())
+
+
+@pytest.mark.parametrize("alpha,expected", [(1.0, 0.9), (0.0, 0.5), (0.5, 30 / 40)])
+def test_sampling_follows_alpha(corpora, alpha, expected):
+    assert share_of_big(MultiCorpus(corpora, alpha=alpha)) == pytest.approx(expected, abs=0.01)
+
+
+def test_every_doc_is_drawn_before_any_twice(corpora):
+    nlp = spacy.blank("en")
+    corpus = MultiCorpus(corpora, alpha=0.0)  # 500 draws an epoch from each corpus
+    small = [eg.reference.text for _ in range(2) for eg in corpus(nlp) if eg.reference[0].text == "small"]
+    # 10 full passes over the 100 small docs: each drawn exactly 10 times.
+    assert len(small) == 1000 and set(Counter(small).values()) == {10}
+
+
+def test_dev_mode_yields_every_doc_once(corpora):
+    examples = list(MultiCorpus(corpora, shuffle=False)(spacy.blank("en")))
+    assert len(examples) == 1000 and len({eg.reference.text for eg in examples}) == 1000
+
+
+def test_bad_corpus_specs_are_named(corpora, tmp_path):
+    with pytest.raises(ValueError, match="unknown tasks \\['lemma'\\]"):
+        MultiCorpus({"a": {"path": corpora["big"]["path"], "tasks": ["lemma"]}})
+    with pytest.raises(ValueError, match="corpus 'gone'"):
+        list(MultiCorpus({"gone": {"path": str(tmp_path / "none.spacy")}})(spacy.blank("en")))
+
+
+def test_uncertainty_weighting_down_weights_the_noisier_task():
+    """Kendall et al.: s_t tracks log of the task's loss scale, so a task with
+    large, noisy losses gets a smaller weight exp(-s_t)."""
+    import random
+
+    rng = random.Random(0)
+    weighting = LossWeighting("uncertainty", learn_rate=0.05)
+    for _ in range(500):
+        factors = weighting.update_factors({"a:clean": 0.5 + 0.05 * rng.random(), "a:noisy": 5.0 * rng.random() * 2}, epoch=0)
+    assert factors["a:noisy"] < 0.5 < factors["a:clean"]
+    assert factors["a:clean"] == pytest.approx(1 / 0.525, rel=0.2)
+
+
+def test_dynamic_weight_averaging_favours_the_slower_task():
+    weighting = LossWeighting("dwa", temperature=2.0)
+    for epoch, (fast, slow) in enumerate([(4.0, 4.0), (2.0, 3.9)]):
+        assert weighting.update_factors({"a:fast": fast, "a:slow": slow}, epoch=epoch) == {}
+    factors = weighting.update_factors({"a:fast": 1.0, "a:slow": 3.8}, epoch=2)
+    assert factors["a:slow"] > 1.0 > factors["a:fast"]
+    assert sum(factors.values()) == pytest.approx(2.0)
+
+
+def test_unknown_strategy():
+    with pytest.raises(ValueError, match="Unknown loss weighting strategy 'magic'"):
+        LossWeighting("magic")
+
+
+TRAIN_CONFIG = """
+[paths]
+train = null
+dev = null
+
+[system]
+seed = 0
+gpu_allocator = null
+
+[nlp]
+lang = "en"
+pipeline = ["transformer", "slot_intent"]
+batch_size = 8
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "TINY_BERT"
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 64
+stride = 48
+
+[components.transformer.model.tokenizer_config]
+use_fast = true
+
+[components.slot_intent]
+factory = "slot_intent"
+slots_weight = 2.0
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+max_steps = 6
+eval_frequency = 3
+max_epochs = -1
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 8
+
+[training.before_update]
+@callbacks = "spacy_mtl.loss_weighting.v1"
+strategy = "uncertainty"
+learn_rate = 0.1
+
+[training.logger]
+@loggers = "spacy_mtl.ConsoleLogger.v1"
+"""
+
+
+def test_spacy_train_with_uncertainty_weighting_logs_heads(tiny_bert, snips_docs, tmp_path, capsys):
+    from spacy.cli.init_config import fill_config
+    from spacy.cli.train import train
+
+    train_path, dev_path = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    DocBin(docs=snips_docs[:24], store_user_data=True).to_disk(train_path)
+    DocBin(docs=snips_docs[24:32], store_user_data=True).to_disk(dev_path)
+    base_path, config_path = tmp_path / "base.cfg", tmp_path / "config.cfg"
+    base_path.write_text(TRAIN_CONFIG.replace("TINY_BERT", str(tiny_bert)))
+    fill_config(config_path, base_path, silent=True)
+    overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
+    train(config_path, tmp_path / "out", overrides=overrides)
+    heads_lines = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("heads:")]
+    assert len(heads_lines) == 3  # evaluations at steps 0, 3 and 6
+    last = heads_lines[-1]
+    assert "slot_intent:slots loss" in last and "slot_intent:intent loss" in last
+    weights = [float(part.rsplit("weight ", 1)[1]) for part in last.split(";")]
+    # The configured 2.0 and 1.0, times exp(-s_t) that moved away from 1.
+    assert weights[0] != 2.0 and weights[1] != 1.0
