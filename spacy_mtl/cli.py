@@ -77,10 +77,9 @@ def evaluate_command(
     import json
 
     import spacy
-    from spacy.scorer import Scorer
-    from spacy.tokens import Doc, DocBin
-    from spacy.training import Example
-    from tqdm import tqdm
+    from spacy.tokens import DocBin
+
+    from .evaluate import score_pipeline
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
@@ -88,10 +87,8 @@ def evaluate_command(
         msg.fail(f"File not found: {data}", exits=1)
     nlp = spacy.load(model)
     references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
-    inputs = (Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]) for ref in references)
-    predicted = list(tqdm(nlp.pipe(inputs, batch_size=batch_size), total=len(references), desc="Annotating", unit="doc"))
-    scores = Scorer(nlp).score([Example(pred, ref) for pred, ref in zip(predicted, references)])
-    rows = [(key, value) for key, value in scores.items() if isinstance(value, float)]
+    scores = score_pipeline(nlp, references, batch_size=batch_size, progress=True)
+    rows = list(scores.items())
     msg.table([(key, f"{100 * value:.2f}" if key != "speed" else f"{value:.0f}") for key, value in rows], header=("metric", "score"))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

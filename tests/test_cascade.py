@@ -64,21 +64,19 @@ def test_predicts_well_formed_trees(trained, cascade_docs):
             assert sum(token.dep_ == "ROOT" for token in sent) == 1
 
 
-def test_round_trips_give_identical_predictions(trained, cascade_docs, tmp_path):
+def test_round_trips_and_processes_give_identical_predictions(trained, cascade_docs, tmp_path):
     nlp, _ = trained
     texts = [doc.text for doc in cascade_docs[:8]]
 
-    def annotations(pipeline):
-        return [
-            ([(t.tag_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]])
-            for doc in pipeline.pipe(texts)
-        ]
+    def annotations(docs):
+        return [([(t.tag_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]]) for doc in docs]
 
-    expected = annotations(nlp)
+    expected = annotations(nlp.pipe(texts))
+    assert annotations(nlp.pipe(texts, n_process=2, batch_size=2)) == expected
     nlp.to_disk(tmp_path / "model")
-    assert annotations(spacy.load(tmp_path / "model")) == expected
+    assert annotations(spacy.load(tmp_path / "model").pipe(texts)) == expected
     from_bytes = spacy.blank("en").from_config(nlp.config)
-    assert annotations(from_bytes.from_bytes(nlp.to_bytes())) == expected
+    assert annotations(from_bytes.from_bytes(nlp.to_bytes()).pipe(texts)) == expected
 
 
 @pytest.mark.parametrize("feeding", [True, False])

@@ -1,5 +1,6 @@
-"""Evaluate a trained pipeline on a DocBin and write its scores as JSON,
-with the training wall time when a timing file is given."""
+"""Evaluate a trained pipeline on a DocBin (on the gold tokenization) and
+write its scores as JSON, with the training wall time when a timing file is
+given."""
 import json
 import os
 import platform
@@ -8,7 +9,9 @@ from typing import Optional
 
 import spacy
 import typer
-from spacy.training import Corpus
+from spacy.tokens import DocBin
+
+from spacy_mtl.evaluate import score_pipeline
 
 
 def main(
@@ -18,13 +21,14 @@ def main(
     timing: Optional[Path] = typer.Option(None, help="JSON written by timed.py for the training run"),
 ) -> None:
     nlp = spacy.load(model)
-    examples = list(Corpus(data)(nlp))
-    scores = nlp.evaluate(examples)
+    references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    scores = score_pipeline(nlp, references)
     result = {
         "model": str(model),
         "data": str(data),
-        "n_docs": len(examples),
-        "scores": {key: value for key, value in scores.items() if value is not None},
+        "n_docs": len(references),
+        "tokenization": "gold",
+        "scores": scores,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
     if timing is not None and timing.exists():

@@ -176,21 +176,21 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     ops = model.ops
     n_tokens = max([end - start for _, start, end in segments], default=0)
     width = model.attrs["input_width"]
-    X = numpy.zeros((len(segments), n_tokens, width), dtype="float32")
+    X = ops.alloc3f(len(segments), n_tokens, width)  # on the model's device
     lengths = numpy.zeros(len(segments), dtype="int32")
     heads = numpy.full((len(segments), n_tokens), -1, dtype="int64")
     for s, (i, start, end) in enumerate(segments):
-        X[s, : end - start] = ops.to_numpy(tokvecs[i][start:end])
+        X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
-    outputs, bp_heads = model.get_ref(HEADS_LAYER)((ops.asarray(X), lengths, heads), is_train)
+    outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads), is_train)
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> List[Doc]:
-        dX = ops.to_numpy(bp_heads(d_outputs))
+        dX = bp_heads(d_outputs)
         d_tokvecs = [ops.alloc2f(*vecs.shape) for vecs in tokvecs]
         for s, (i, start, end) in enumerate(segments):
-            d_tokvecs[i][start:end] = ops.asarray(dX[s, : end - start])
+            d_tokvecs[i][start:end] = dX[s, : end - start]
         return bp_tokvecs(d_tokvecs)
 
     return (outputs, segments), backprop
