@@ -96,17 +96,23 @@ def _check_spec(levels, inputs, layers, n_hidden_states) -> None:
             raise ValueError(f"Unknown cascade level '{level}': expected some of {LEVEL_KINDS}")
     if len(set(levels)) != len(levels):
         raise ValueError(f"Cascade levels must be distinct: {levels}")
+    # Entries for known levels that are not used are ignored (the defaults
+    # name every level); unknown names are errors.
     for level, sources in inputs.items():
+        if level not in LEVEL_KINDS:
+            raise ValueError(f"inputs names an unknown level '{level}': expected some of {LEVEL_KINDS}")
         if level not in levels:
-            raise ValueError(f"inputs names the level '{level}', which is not in levels {levels}")
+            continue
         for source in sources:
             if source not in levels or levels.index(source) >= levels.index(level):
                 raise ValueError(f"Level '{level}' can only read levels below it, not '{source}' (levels {levels})")
             if source == PARSER_KIND:
                 raise ValueError(f"Level '{level}' cannot read '{PARSER_KIND}': the parser has no label distribution per token")
     for level, layer in layers.items():
+        if level not in LEVEL_KINDS:
+            raise ValueError(f"layers names an unknown level '{level}': expected some of {LEVEL_KINDS}")
         if level not in levels:
-            raise ValueError(f"layers names the level '{level}', which is not in levels {levels}")
+            continue
         if layer != LAYER_MIX and not (isinstance(layer, int) and -n_hidden_states <= layer < n_hidden_states):
             raise ValueError(
                 f"layers.{level} = {layer!r}: expected \"{LAYER_MIX}\" or a hidden state index "
