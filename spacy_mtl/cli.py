@@ -162,8 +162,9 @@ def render_command(
     between entity boxes), slots or chunks (labelled spans), or dependency
     trees."""
     import spacy
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import DocBin
 
+    from .evaluate import gold_token_inputs
     from .render import render_dependencies, render_relations, render_spans
 
     if style not in RENDER_STYLES:
@@ -174,7 +175,7 @@ def render_command(
             msg.fail(f"File not found: {source}", exits=1)
         references = islice(DocBin().from_disk(source).get_docs(nlp.vocab), limit)
         # Keep the file's tokenization, as evaluation does.
-        inputs = [Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]) for ref in references]
+        inputs = list(gold_token_inputs(nlp, references))
     else:
         inputs = [source]
     docs = list(nlp.pipe(inputs))

@@ -11,9 +11,11 @@ from pathlib import Path
 from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
+import numpy
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from ..ml.trees import find_cycle as find_tree_cycle
 from .common import sentence_blocks
 from .errors import ConversionError
 from .write import write_docbin
@@ -134,22 +136,10 @@ def _tree(path: Path, words: List[Row]) -> Tuple[Optional[List[int]], Optional[L
 
 def find_cycle(heads: List[int]) -> Optional[int]:
     """A word on a cycle of a head list (the root is its own head), or None."""
-    state = [0] * len(heads)  # 0 unseen, 1 on the current path, 2 reaches the root
-    for start in range(len(heads)):
-        path = []
-        i = start
-        while state[i] == 0:
-            state[i] = 1
-            path.append(i)
-            if heads[i] == i:
-                break
-            i = heads[i]
-        else:
-            if state[i] == 1:
-                return i
-        for j in path:
-            state[j] = 2
-    return None
+    # The tree decoder's form: node 0 an artificial root, words from 1.
+    rooted = numpy.array([0] + [0 if head == i else head + 1 for i, head in enumerate(heads)])
+    cycle = find_tree_cycle(rooted)
+    return None if cycle is None else cycle[0] - 1
 
 
 def convert_conllu(in_path: Union[str, Path], out_path: Union[str, Path]) -> int:
