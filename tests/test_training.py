@@ -33,6 +33,12 @@ def test_sampling_follows_alpha(corpora, alpha, expected):
     assert share_of_big(MultiCorpus(corpora, alpha=alpha)) == pytest.approx(expected, abs=0.01)
 
 
+def test_corpus_weight_scales_its_share(corpora):
+    weighted = {"big": corpora["big"], "small": {**corpora["small"], "weight": 3.0}}
+    # 1 * 900 ** 0.5 : 3 * 100 ** 0.5 = 30 : 30
+    assert share_of_big(MultiCorpus(weighted, alpha=0.5)) == pytest.approx(0.5, abs=0.01)
+
+
 def test_every_doc_is_drawn_before_any_twice(corpora):
     nlp = spacy.blank("en")
     corpus = MultiCorpus(corpora, alpha=0.0)  # 500 draws an epoch from each corpus
@@ -49,6 +55,8 @@ def test_dev_mode_yields_every_doc_once(corpora):
 def test_bad_corpus_specs_are_named(corpora, tmp_path):
     with pytest.raises(ValueError, match="unknown tasks \\['lemma'\\]"):
         MultiCorpus({"a": {"path": corpora["big"]["path"], "tasks": ["lemma"]}})
+    with pytest.raises(ValueError, match="weight must be a number >= 0, got -1"):
+        MultiCorpus({"a": {"path": corpora["big"]["path"], "weight": -1}})
     with pytest.raises(ValueError, match="corpus 'gone'"):
         list(MultiCorpus({"gone": {"path": str(tmp_path / "none.spacy")}})(spacy.blank("en")))
 

@@ -30,9 +30,10 @@ def create_multi_corpus(
 ) -> "MultiCorpus":
     """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
         it annotates (optional; annotation of any other task is removed, so
-        it counts as missing, never as negative)}.
-    alpha: corpus i is drawn in proportion to n_i ** alpha (1 = in proportion
-        to its size, 0 = uniformly).
+        it counts as missing, never as negative), "weight": a factor on its
+        share (optional, default 1)}.
+    alpha: corpus i is drawn in proportion to weight_i * n_i ** alpha (1 = in
+        proportion to its size, 0 = uniformly).
     epoch_size: docs drawn per epoch (default: all corpora's sizes summed).
     shuffle: False yields every doc of every corpus once, in order (for dev).
     Train with `max_epochs = -1` so that each epoch draws anew.
@@ -60,6 +61,9 @@ class MultiCorpus:
             unknown = set(spec.get("tasks") or []) - set(TASKS)
             if unknown:
                 raise ValueError(f"MultiCorpus corpus '{name}': unknown tasks {sorted(unknown)}; known: {TASKS}")
+            weight = spec.get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise ValueError(f"MultiCorpus corpus '{name}': weight must be a number >= 0, got {weight!r}")
         self.corpora = corpora
         self.alpha = alpha
         self.epoch_size = epoch_size
@@ -82,8 +86,12 @@ class MultiCorpus:
         yield from drawn
 
     def draw_counts(self, sizes: Dict[str, int]) -> Dict[str, int]:
-        """Docs per corpus in one epoch: n_i ** alpha shares of the epoch size."""
-        weights = {name: size ** self.alpha if size else 0.0 for name, size in sizes.items()}
+        """Docs per corpus in one epoch: weight_i * n_i ** alpha shares of the
+        epoch size."""
+        weights = {
+            name: self.corpora[name].get("weight", 1.0) * size ** self.alpha if size else 0.0
+            for name, size in sizes.items()
+        }
         total = sum(weights.values())
         epoch_size = self.epoch_size or sum(sizes.values())
         return {name: round(epoch_size * weight / total) for name, weight in weights.items()}
