@@ -47,6 +47,18 @@ def test_every_doc_is_drawn_before_any_twice(corpora):
     assert len(small) == 1000 and set(Counter(small).values()) == {10}
 
 
+def test_group_words_yields_runs_from_one_corpus(corpora):
+    nlp = spacy.blank("en")
+    # Docs of 2 words, runs of 20 words: 90 runs of "big", 10 of "small".
+    stream = [eg.reference[0].text for eg in MultiCorpus(corpora, group_words=20)(nlp)]
+    runs = [set(stream[i:i + 10]) for i in range(0, len(stream), 10)]
+    assert len(stream) == 1000 and all(len(run) == 1 for run in runs)
+    assert sum(run == {"small"} for run in runs) == 10
+    # Mixed (the default): the same stream switches corpus far more often.
+    mixed = [eg.reference[0].text for eg in MultiCorpus(corpora)(nlp)]
+    assert sum(a != b for a, b in zip(mixed, mixed[1:])) > 5 * sum(a != b for a, b in zip(stream, stream[1:]))
+
+
 def test_dev_mode_yields_every_doc_once(corpora):
     examples = list(MultiCorpus(corpora, shuffle=False)(spacy.blank("en")))
     assert len(examples) == 1000 and len({eg.reference.text for eg in examples}) == 1000

@@ -27,6 +27,7 @@ def create_multi_corpus(
     seed: int = 0,
     max_length: int = 0,
     limit: int = 0,
+    group_words: int = 0,
 ) -> "MultiCorpus":
     """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
         it annotates (optional; annotation of any other task is removed, so
@@ -36,9 +37,15 @@ def create_multi_corpus(
         proportion to its size, 0 = uniformly).
     epoch_size: docs drawn per epoch (default: all corpora's sizes summed).
     shuffle: False yields every doc of every corpus once, in order (for dev).
+    group_words: 0 mixes the docs of all corpora; N > 0 yields runs of about
+        N words from one corpus at a time, in random order (with a batch size
+        of N words, most batches then come from one corpus).
     Train with `max_epochs = -1` so that each epoch draws anew.
     """
-    return MultiCorpus(corpora, alpha=alpha, epoch_size=epoch_size, shuffle=shuffle, seed=seed, max_length=max_length, limit=limit)
+    return MultiCorpus(
+        corpora, alpha=alpha, epoch_size=epoch_size, shuffle=shuffle, seed=seed,
+        max_length=max_length, limit=limit, group_words=group_words,
+    )
 
 
 class MultiCorpus:
@@ -52,6 +59,7 @@ class MultiCorpus:
         seed: int = 0,
         max_length: int = 0,
         limit: int = 0,
+        group_words: int = 0,
     ):
         if not corpora:
             raise ValueError("MultiCorpus needs at least one corpus")
@@ -71,6 +79,7 @@ class MultiCorpus:
         self.random = random.Random(seed)
         self.max_length = max_length
         self.limit = limit
+        self.group_words = group_words
         self._examples: Optional[Dict[str, List[Example]]] = None
         self._queues: Dict[str, List[Example]] = {}
 
@@ -81,9 +90,15 @@ class MultiCorpus:
                 yield from examples[name]
             return
         counts = self.draw_counts({name: len(exs) for name, exs in examples.items()})
-        drawn = [eg for name, count in counts.items() for eg in self._draw(name, count)]
-        self.random.shuffle(drawn)
-        yield from drawn
+        drawn = {name: self._draw(name, count) for name, count in counts.items()}
+        if self.group_words > 0:
+            runs = [run for egs in drawn.values() for run in runs_of_words(egs, self.group_words)]
+            self.random.shuffle(runs)
+            yield from (eg for run in runs for eg in run)
+        else:
+            mixed = [eg for egs in drawn.values() for eg in egs]
+            self.random.shuffle(mixed)
+            yield from mixed
 
     def draw_counts(self, sizes: Dict[str, int]) -> Dict[str, int]:
         """Docs per corpus in one epoch: weight_i * n_i ** alpha shares of the
@@ -127,6 +142,20 @@ class MultiCorpus:
                         remove_annotation(eg, set(TASKS) - set(tasks))
                 self._examples[name] = examples
         return self._examples
+
+
+def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
+    """Consecutive examples cut into runs of at least n_words words (the last
+    run may be shorter)."""
+    runs: List[List[Example]] = [[]]
+    size = 0
+    for eg in examples:
+        if size >= n_words:
+            runs.append([])
+            size = 0
+        runs[-1].append(eg)
+        size += len(eg.reference)
+    return [run for run in runs if run]
 
 
 def remove_annotation(eg: Example, tasks: Sequence[str]) -> None:
