@@ -7,7 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from pipelines import examples_for, make_nlp, train
+from pipelines import examples_for, make_nlp, train, update
 
 CNN_LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": 64, "upstream": "*"}
 
@@ -116,3 +116,32 @@ def test_trains_on_a_cnn_tok2vec(snips_docs):
     nlp.add_pipe("slot_intent", config={"model": {"tok2vec": CNN_LISTENER}})
     history = train(nlp, examples_for(nlp, snips_docs), n_epochs=10, learn_rate=0.005)
     assert history[-1]["slot_intent"] < 0.5 * history[0]["slot_intent"]
+
+
+def test_heads_learn_rate_scale_speeds_up_the_heads_only(tiny_bert, snips_docs):
+    """One SGD step: the heads move 4x as far with heads_learn_rate_scale 4,
+    the shared transformer as far as without."""
+    from thinc.api import SGD, fix_random_seed
+
+    steps = {}
+    for scale in (1.0, 4.0):
+        fix_random_seed(0)
+        nlp = make_nlp(tiny_bert, heads_learn_rate_scale=scale)
+        examples = examples_for(nlp, snips_docs[:10])
+        nlp.initialize(lambda: examples)
+        before = parameters(nlp)
+        fix_random_seed(1)
+        update(nlp, examples, SGD(0.01))
+        steps[scale] = {part: after - before[part] for part, after in parameters(nlp).items()}
+    assert numpy.abs(steps[1.0]["heads"]).sum() > 0
+    numpy.testing.assert_allclose(steps[4.0]["heads"], 4 * steps[1.0]["heads"], rtol=1e-4, atol=1e-7)
+    numpy.testing.assert_allclose(steps[4.0]["transformer"], steps[1.0]["transformer"], rtol=1e-4, atol=1e-7)
+
+
+def parameters(nlp):
+    """The slot_intent heads' and the transformer's parameters, flattened."""
+    heads = nlp.get_pipe("slot_intent").model
+    head_params = [node.get_param(name).ravel() for node in heads.walk() for name in node.param_names if node.has_param(name)]
+    shims = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
+    trf_params = [p.detach().numpy().ravel() for shim in shims for p in shim._model.parameters()]
+    return {"heads": numpy.concatenate(head_params).copy(), "transformer": numpy.concatenate(trf_params).copy()}

@@ -4,7 +4,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from spacy.pipeline import TrainablePipe
 from spacy.training import Example, validate_examples
-from thinc.api import set_dropout_rate
+from thinc.api import Optimizer, set_dropout_rate
 
 # The default encoder input of a component: a listener to the pipeline's
 # shared transformer, one vector per token (mean of its word pieces).
@@ -67,6 +67,15 @@ class MultiTaskPipe(TrainablePipe):
         losses[self.name] += self.weighted_loss(head_losses)
         return losses
 
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Step the component's own parameters (its heads: the shared
+        transformer steps in its own component), with the learning rate
+        scaled by `cfg["heads_learn_rate_scale"]`: heads that start from
+        scratch, or see their task in few batches of a mixed stream, can move
+        faster than the pretrained encoder."""
+        scale = self.cfg.get("heads_learn_rate_scale", 1.0)
+        self.model.finish_update(sgd if scale == 1.0 else ScaledOptimizer(sgd, scale))
+
     def model_inputs(self, examples: List[Example]):
         """What the model reads in training: the predicted docs, by default."""
         return [eg.predicted for eg in examples]
@@ -77,3 +86,14 @@ class MultiTaskPipe(TrainablePipe):
 
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
+
+
+class ScaledOptimizer:
+    """Calls an optimizer with its learning rate scaled by a factor."""
+
+    def __init__(self, optimizer: Optimizer, lr_scale: float):
+        self.optimizer = optimizer
+        self.lr_scale = lr_scale
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.lr_scale)

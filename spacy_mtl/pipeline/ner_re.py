@@ -52,6 +52,7 @@ EntityTuple = Tuple[int, int, str]
         "relations_only": False,
         "entities_weight": 1.0,
         "relations_weight": 1.0,
+        "heads_learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy_mtl.ner_re_scorer.v1"},
     },
     default_score_weights={
@@ -75,6 +76,7 @@ def make_ner_re(
     relations_only: bool,
     entities_weight: float,
     relations_weight: float,
+    heads_learn_rate_scale: float,
     scorer: Optional[Callable],
 ) -> "NerRe":
     """Entity tagger and relation scorer over a shared encoder.
@@ -89,13 +91,17 @@ def make_ner_re(
         Inference always uses the predicted entities.
     relations_only (bool): take the entities already on doc.ents (from an
         upstream `ner`, rules, or gold) and predict relations only.
+    heads_learn_rate_scale (float): the learning rate of the component's own
+        parameters relative to the optimizer's (the shared transformer keeps
+        the optimizer's rate).
     """
     if train_entities not in TRAIN_ENTITIES:
         raise ValueError(f"[{name}] train_entities must be one of {TRAIN_ENTITIES}, not '{train_entities}'")
     return NerRe(
         nlp.vocab, model, name, threshold=threshold, max_distance=max_distance,
         train_entities=train_entities, relations_only=relations_only,
-        entities_weight=entities_weight, relations_weight=relations_weight, scorer=scorer,
+        entities_weight=entities_weight, relations_weight=relations_weight,
+        heads_learn_rate_scale=heads_learn_rate_scale, scorer=scorer,
     )
 
 
@@ -117,6 +123,7 @@ class NerRe(MultiTaskPipe):
         relations_only: bool = False,
         entities_weight: float = 1.0,
         relations_weight: float = 1.0,
+        heads_learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = score_entities_relations,
     ) -> None:
         self.vocab = vocab
@@ -132,6 +139,7 @@ class NerRe(MultiTaskPipe):
             "relations_only": relations_only,
             "entities_weight": entities_weight,
             "relations_weight": relations_weight,
+            "heads_learn_rate_scale": heads_learn_rate_scale,
         }
 
     @property

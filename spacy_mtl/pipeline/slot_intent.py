@@ -48,6 +48,7 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "threshold": 0.5,
         "slots_weight": 1.0,
         "intent_weight": 1.0,
+        "heads_learn_rate_scale": 1.0,
         "spans_key": SLOTS_KEY,
         "scorer": {"@scorers": "spacy_mtl.slot_intent_scorer.v1"},
     },
@@ -67,6 +68,7 @@ def make_slot_intent(
     threshold: float,
     slots_weight: float,
     intent_weight: float,
+    heads_learn_rate_scale: float,
     spans_key: str,
     scorer: Optional[Callable],
 ) -> "SlotIntent":
@@ -77,6 +79,9 @@ def make_slot_intent(
         atomic intent, and every intent over `threshold` is predicted.
     slots_weight, intent_weight (float): weights of the two losses; they scale
         each head's gradient, and so its share of the shared encoder's update.
+    heads_learn_rate_scale (float): the learning rate of the component's own
+        parameters relative to the optimizer's (the shared transformer keeps
+        the optimizer's rate).
     spans_key (str): the span group the slots are read from and written to.
     """
     return SlotIntent(
@@ -87,6 +92,7 @@ def make_slot_intent(
         threshold=threshold,
         slots_weight=slots_weight,
         intent_weight=intent_weight,
+        heads_learn_rate_scale=heads_learn_rate_scale,
         spans_key=spans_key,
         scorer=scorer,
     )
@@ -108,6 +114,7 @@ class SlotIntent(MultiTaskPipe):
         threshold: float = 0.5,
         slots_weight: float = 1.0,
         intent_weight: float = 1.0,
+        heads_learn_rate_scale: float = 1.0,
         spans_key: str = SLOTS_KEY,
         scorer: Optional[Callable] = score_slot_intent,
     ) -> None:
@@ -122,6 +129,7 @@ class SlotIntent(MultiTaskPipe):
             "threshold": threshold,
             "slots_weight": slots_weight,
             "intent_weight": intent_weight,
+            "heads_learn_rate_scale": heads_learn_rate_scale,
             "spans_key": spans_key,
         }
         self.model.attrs["multi_label"] = multi_label
