@@ -2,6 +2,7 @@
 from pathlib import Path
 from typing import List
 
+import numpy
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -44,3 +45,9 @@ def train(nlp, examples, n_epochs=25, learn_rate=0.003):
             update(nlp, examples[i : i + 10], optimizer, losses)
         history.append(losses)
     return history
+
+
+def encoder_weights(nlp) -> numpy.ndarray:
+    """The shared transformer's parameters, flattened (a copy)."""
+    module = nlp.get_pipe("transformer").model.transformer
+    return numpy.concatenate([p.detach().cpu().numpy().ravel() for p in module.parameters()])

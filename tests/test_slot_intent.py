@@ -7,7 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from pipelines import examples_for, make_nlp, train, update
+from pipelines import encoder_weights, examples_for, make_nlp, train, update
 
 CNN_LISTENER = {"@architectures": "spacy.Tok2VecListener.v1", "width": 64, "upstream": "*"}
 
@@ -142,6 +142,4 @@ def parameters(nlp):
     """The slot_intent heads' and the transformer's parameters, flattened."""
     heads = nlp.get_pipe("slot_intent").model
     head_params = [node.get_param(name).ravel() for node in heads.walk() for name in node.param_names if node.has_param(name)]
-    shims = [shim for node in nlp.get_pipe("transformer").model.walk() for shim in node.shims]
-    trf_params = [p.detach().numpy().ravel() for shim in shims for p in shim._model.parameters()]
-    return {"heads": numpy.concatenate(head_params).copy(), "transformer": numpy.concatenate(trf_params).copy()}
+    return {"heads": numpy.concatenate(head_params).copy(), "transformer": encoder_weights(nlp)}

@@ -47,6 +47,8 @@ def main(
             trace.append((words, round(resident_mb(), 1)))
             print(f"{words:>8} words  RSS {trace[-1][1]:.1f} MB")
     final = resident_mb()
+    if baseline is None:
+        raise SystemExit(f"Only {words} words annotated: fewer than the warm-up ({warmup_words}); raise --n-words")
     result = {
         "model": str(model),
         "words": words,
