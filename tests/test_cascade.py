@@ -35,9 +35,16 @@ def is_tree(doc: Doc) -> bool:
     return (heads[1:] == 0).sum() == 1 and find_cycle(heads) is None
 
 
+WITH_UPOS = {
+    "levels": ["tag", "pos", "chunk", "dep"],
+    "inputs": {"tag": [], "pos": ["tag"], "chunk": ["tag"], "dep": ["tag", "chunk"]},
+    "layers": {"tag": "mix", "pos": "mix", "chunk": "mix", "dep": "mix"},
+}
+
+
 @pytest.fixture(scope="module")
 def trained(cascade_bert, cascade_docs):
-    nlp = make_cascade_nlp(cascade_bert)
+    nlp = make_cascade_nlp(cascade_bert, **WITH_UPOS)
     examples = cascade_examples(nlp, cascade_docs)
     history = train(nlp, examples, n_epochs=30)
     return nlp, history
@@ -45,20 +52,20 @@ def trained(cascade_bert, cascade_docs):
 
 def test_learns_tags_chunks_and_trees(trained, cascade_docs):
     nlp, history = trained
-    for level in ("tag", "chunk", "dep"):
+    for level in ("tag", "pos", "chunk", "dep"):
         assert history[-1][f"cascade:{level}"] < 0.3 * history[0][f"cascade:{level}"]
     scores = nlp.evaluate(examples_for(nlp, cascade_docs))
     assert scores["tag_acc"] > 0.9
+    assert scores["pos_acc"] > 0.9  # UPOS: EWT's half of the docs only
     assert scores["chunk_f"] > 0.85
     assert scores["dep_uas"] > 0.85 and scores["dep_las"] > 0.8
-    assert scores["pos_acc"] is None  # no UPOS level in this pipeline
 
 
 def test_predicts_well_formed_trees(trained, cascade_docs):
     nlp, _ = trained
     texts = [doc.text for doc in cascade_docs] + ["A sentence the model never saw , with commas , and more words than most ."]
     for doc in nlp.pipe(texts):
-        assert all(token.tag_ for token in doc)
+        assert all(token.tag_ and token.pos_ for token in doc)
         assert is_tree(doc) or len(list(doc.sents)) > 1
         for sent in doc.sents:
             assert sum(token.dep_ == "ROOT" for token in sent) == 1
@@ -69,7 +76,7 @@ def test_round_trips_and_processes_give_identical_predictions(trained, cascade_d
     texts = [doc.text for doc in cascade_docs[:8]]
 
     def annotations(docs):
-        return [([(t.tag_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]]) for doc in docs]
+        return [([(t.tag_, t.pos_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]]) for doc in docs]
 
     expected = annotations(nlp.pipe(texts))
     assert annotations(nlp.pipe(texts, n_process=2, batch_size=2)) == expected
@@ -110,13 +117,15 @@ def test_mixed_batch_gives_encoder_gradient_from_every_level(trained, cascade_do
     examples = examples_for(nlp, cascade_docs[15:25])  # 5 EWT, 5 CoNLL-2000
     losses = {}
     update(nlp, examples, Adam(0.0), losses)
-    assert all(losses[f"cascade:{level}"] > 0 for level in ("tag", "chunk", "dep"))
-    for level in ("tag", "chunk", "dep"):
-        weights = {name: float(name == level) for name in ("tag", "chunk", "dep")}
+    levels = ("tag", "pos", "chunk", "dep")
+    assert all(losses[f"cascade:{level}"] > 0 for level in levels)
+    for level in levels:
+        weights = {name: float(name == level) for name in levels}
         assert sum(encoder_change(nlp, examples, weights).values()) > 0, level
     trees_only = examples_for(nlp, cascade_docs[:5])
-    assert sum(encoder_change(nlp, trees_only, {"tag": 0.0, "chunk": 1.0, "dep": 0.0}).values()) == 0.0
-    nlp.get_pipe("cascade").cfg.update({"tag_weight": 1.0, "chunk_weight": 1.0, "dep_weight": 1.0})
+    chunks_only = {name: float(name == "chunk") for name in levels}
+    assert sum(encoder_change(nlp, trees_only, chunks_only).values()) == 0.0
+    nlp.get_pipe("cascade").cfg.update({f"{level}_weight": 1.0 for level in levels})
 
 
 def test_all_layers_encoder_trains_the_layer_a_level_reads(cascade_bert, cascade_docs):

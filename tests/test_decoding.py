@@ -1,9 +1,12 @@
+import itertools
+
 import numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from spacy_mtl.ml.decoding import (
+    batch_constrained_viterbi,
     biluo_tag_names,
     biluo_to_spans,
     biluo_transitions,
@@ -35,6 +38,28 @@ def test_decoding_never_yields_an_orphan_inside_tag(log_probs):
     assert len(tags) == len(log_probs)
     assert is_valid_bio(tags)
     assert spans_to_bio(len(tags), bio_to_spans(tags)) == tags
+
+
+def best_valid_score(log_probs, can_start, can_follow):
+    """The best score among all allowed sequences, by enumeration."""
+    n_tokens, n_tags = log_probs.shape
+    best = -numpy.inf
+    for path in itertools.product(range(n_tags), repeat=n_tokens):
+        if can_start[path[0]] and all(can_follow[a, b] for a, b in zip(path, path[1:])):
+            best = max(best, sum(log_probs[t, tag] for t, tag in enumerate(path)))
+    return best
+
+
+SMALL_TAGS = bio_tag_names(["a", "b"])
+SMALL_MASKS = bio_transitions(SMALL_TAGS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(numpy.float64, st.tuples(st.integers(1, 5), st.just(len(SMALL_TAGS))), elements=st.floats(-20, 0)))
+def test_decoding_finds_the_best_valid_sequence(log_probs):
+    path = constrained_viterbi(log_probs, *SMALL_MASKS)
+    score = sum(log_probs[t, tag] for t, tag in enumerate(path))
+    assert numpy.isclose(score, best_valid_score(log_probs, *SMALL_MASKS))
 
 
 def test_decoding_repairs_what_argmax_gets_wrong():
@@ -76,3 +101,15 @@ def test_biluo_decoding_is_always_valid(log_probs):
     tags = [BILUO[i] for i in constrained_viterbi(log_probs, *BILUO_MASKS)]
     assert is_valid_biluo(tags)
     assert spans_to_biluo(len(tags), biluo_to_spans(tags)) == tags
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 15), min_size=1, max_size=8), st.integers(0, 2**32 - 1))
+def test_batch_decoding_matches_decoding_one_by_one(lengths, seed):
+    # Sequences of different lengths (empty ones too) share one padded batch:
+    # a finished sequence must not be changed by the steps of longer ones.
+    rng = numpy.random.default_rng(seed)
+    for tags, masks in ((TAGS, (CAN_START, CAN_FOLLOW)), (BILUO, BILUO_MASKS)):
+        batch = [numpy.log(rng.dirichlet(numpy.ones(len(tags)) * 0.3, size=n) + 1e-9) for n in lengths]
+        expected = [constrained_viterbi(log_probs, *masks) for log_probs in batch]
+        assert batch_constrained_viterbi(batch, *masks) == expected

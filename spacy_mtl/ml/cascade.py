@@ -274,7 +274,7 @@ class LayerMix(torch.nn.Module):
         if self.layer != LAYER_MIX:
             return states[..., self.layer, :]
         weights = torch.softmax(self.weights, dim=0).to(states.dtype)
-        return self.gamma * torch.einsum("btlh,l->bth", states, weights)
+        return self.gamma * torch.einsum("...lh,l->...h", states, weights)
 
 
 def mlp(n_in: int, n_out: int, dropout: float) -> torch.nn.Module:
@@ -306,9 +306,12 @@ class BiaffineParser(torch.nn.Module):
         self.label_linear = torch.nn.Linear(2 * label_width, n_labels)
 
     def forward(self, X: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
-        n_segments, n_tokens, _ = X.shape
-        with_root = torch.cat([self.root.to(X.dtype).expand(n_segments, 1, -1), X], dim=1)
-        dep, head = self.arc_dep(X), self.arc_head(with_root)
+        """X: the real tokens of the segments, packed (tokens, width); mask
+        (segments, positions) says where they sit. Scores come out padded."""
+        n_segments, n_tokens = mask.shape
+        root = self.root.to(X.dtype)
+        dep = unpack(self.arc_dep(X), mask)
+        head = torch.cat([self.arc_head(root).expand(n_segments, 1, -1), unpack(self.arc_head(X), mask)], dim=1)
         arcs = torch.einsum("bie,ef,bjf->bij", dep, self.arc_weight.to(X.dtype), head)
         arcs = arcs + (head @ self.arc_head_bias.to(X.dtype))[:, None, :]
         candidates = torch.cat([mask.new_ones(n_segments, 1), mask], dim=1)
@@ -317,13 +320,16 @@ class BiaffineParser(torch.nn.Module):
         allowed = candidates[:, None, :] & ~self_loops[None]
         arcs = arcs.masked_fill(~allowed, MASKED_SCORE)
         heads = self._fill_heads(arcs, mask, heads)
-        label_dep = self.label_dep(X)
-        label_head_all = self.label_head(with_root)
-        index = heads.clamp(min=0)[..., None].expand(-1, -1, label_head_all.shape[-1])
-        label_head = torch.gather(label_head_all, 1, index)
-        labels = torch.einsum("bie,lef,bif->bil", label_dep, self.label_weight.to(X.dtype), label_head)
+        # Label scores only at real tokens: with the head each one is given,
+        # found among the packed tokens (row 0 the root).
+        label_heads = torch.cat([self.label_head(root)[None], self.label_head(X)])
+        segment_offsets = torch.cumsum(mask.sum(dim=1), dim=0) - mask.sum(dim=1)
+        columns = heads.clamp(min=0)
+        rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
+        label_dep, label_head = self.label_dep(X), label_heads[rows]
+        labels = torch.nn.functional.bilinear(label_dep, label_head, self.label_weight.to(X.dtype))
         labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
-        return {ARC_SCORES: arcs, DEP_LABEL_SCORES: labels, USED_HEADS: heads}
+        return {ARC_SCORES: arcs, DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads}
 
     def _fill_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
         """Given heads where known; elsewhere the decoded tree (inference) or
@@ -389,6 +395,9 @@ class CascadeHeads(torch.nn.Module):
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
         mask = torch.arange(X.shape[1], device=X.device)[None, :] < lengths[:, None]
+        # The heads run on the real tokens only: short sentences padded to the
+        # longest of a batch are mostly padding.
+        X = X[mask]
         outputs: Dict[str, torch.Tensor] = {}
         soft_labels: Dict[str, torch.Tensor] = {}
         for level in self.levels:
@@ -403,4 +412,11 @@ class CascadeHeads(torch.nn.Module):
                 outputs.update(self.heads[level](level_input, mask, heads))
             else:
                 outputs[level] = self.heads[level](level_input)
-        return outputs
+        return {name: unpack(scores, mask) if name in TAGGER_KINDS else scores for name, scores in outputs.items()}
+
+
+def unpack(packed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(tokens, ...) rows back to (segments, positions, ...), zeros as padding."""
+    padded = packed.new_zeros(*mask.shape, *packed.shape[1:])
+    padded[mask] = packed
+    return padded

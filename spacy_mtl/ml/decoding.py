@@ -59,22 +59,79 @@ def constrained_viterbi(
     can_end: Optional[numpy.ndarray] = None,
 ) -> List[int]:
     """Most probable tag sequence among those the transition masks allow."""
-    n_tokens, n_tags = log_probs.shape
-    if n_tokens == 0:
-        return []
-    blocked = numpy.where(can_follow, 0.0, -numpy.inf)
-    score = numpy.where(can_start, log_probs[0], -numpy.inf)
-    backpointers = numpy.zeros((n_tokens, n_tags), dtype=numpy.int64)
-    for t in range(1, n_tokens):
-        candidates = score[:, None] + blocked
-        backpointers[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + log_probs[t]
+    return batch_constrained_viterbi([log_probs], can_start, can_follow, can_end)[0]
+
+
+def batch_constrained_viterbi(
+    log_probs: Sequence[numpy.ndarray],
+    can_start: numpy.ndarray,
+    can_follow: numpy.ndarray,
+    can_end: Optional[numpy.ndarray] = None,
+) -> List[List[int]]:
+    """constrained_viterbi of several (n_tokens, n_tags) arrays at once: one
+    step per token position for all sequences still running, which saves
+    the per-sequence Python loop on batches of short sentences."""
+    lengths = numpy.array([len(scores) for scores in log_probs], dtype="int64")
+    if not len(lengths) or not lengths.max():
+        return [[] for _ in log_probs]
+    # Longest first, so the sequences running at step t are the first n_running[t].
+    order = numpy.argsort(-lengths, kind="stable")
+    lengths = lengths[order]
+    n_running = (lengths[None, :] > numpy.arange(lengths[0])[:, None]).sum(axis=1)
+    padded = numpy.zeros((len(lengths), lengths[0], len(can_start)), dtype="float64")
+    for row, index in enumerate(order):
+        padded[row, : lengths[row]] = log_probs[index]
+    step = _ViterbiStep(can_follow)
+    score = numpy.where(can_start, padded[:, 0], -numpy.inf)
+    backpointers = numpy.zeros(padded.shape, dtype=numpy.int64)
+    for t in range(1, lengths[0]):
+        n = n_running[t]
+        best, backpointers[:n, t] = step(score[:n])
+        score[:n] = best + padded[:n, t]
     if can_end is not None:
         score = numpy.where(can_end, score, -numpy.inf)
-    best = [int(score.argmax())]
-    for t in range(n_tokens - 1, 0, -1):
-        best.append(int(backpointers[t, best[-1]]))
-    return best[::-1]
+    current = score.argmax(axis=1)
+    paths = numpy.zeros(padded.shape[:2], dtype=numpy.int64)
+    for t in range(lengths[0] - 1, -1, -1):
+        n = n_running[t]
+        paths[:n, t] = current[:n]
+        if t:
+            current[:n] = backpointers[numpy.arange(n), t, current[:n]]
+    result: List[List[int]] = [[] for _ in log_probs]
+    for row, index in enumerate(order):
+        result[index] = paths[row, : lengths[row]].tolist()
+    return result
+
+
+class _ViterbiStep:
+    """The best previous tag of every tag. Tags that may follow any tag (O
+    and B-x in BIO) share one maximum; the others look only at the few tags
+    they may follow, so a step costs O(tags) rather than O(tags^2)."""
+
+    def __init__(self, can_follow: numpy.ndarray):
+        allowed = can_follow.T  # [tag, previous tag]
+        self.n_tags = len(allowed)
+        self.restricted = numpy.flatnonzero(~allowed.all(axis=1))
+        previous = [numpy.flatnonzero(allowed[tag]) for tag in self.restricted]
+        width = max([len(tags) for tags in previous] + [1])
+        self.previous = numpy.zeros((len(previous), width), dtype=numpy.int64)
+        self.padding = numpy.ones((len(previous), width), dtype=bool)
+        for row, tags in enumerate(previous):
+            self.previous[row, : len(tags)] = tags
+            self.padding[row, : len(tags)] = False
+
+    def __call__(self, score: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """score (sequences, tags) -> best score reaching each tag, and from which tag."""
+        rows = numpy.arange(len(score))
+        argmax = score.argmax(axis=1)
+        best = numpy.repeat(score[rows, argmax][:, None], self.n_tags, axis=1)
+        backpointers = numpy.repeat(argmax[:, None], self.n_tags, axis=1)
+        if len(self.restricted):
+            candidates = numpy.where(self.padding, -numpy.inf, score[:, self.previous])
+            choice = candidates.argmax(axis=2)
+            best[:, self.restricted] = numpy.take_along_axis(candidates, choice[..., None], axis=2)[..., 0]
+            backpointers[:, self.restricted] = self.previous[numpy.arange(len(self.restricted)), choice]
+        return best, backpointers
 
 
 def bio_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:

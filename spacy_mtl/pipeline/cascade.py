@@ -8,7 +8,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy
 import srsly
 from spacy import util
-from spacy.attrs import DEP, HEAD
+from spacy.attrs import DEP, HEAD, POS, TAG
+from spacy.parts_of_speech import IDS as POS_IDS
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
@@ -18,7 +19,7 @@ from thinc.api import Config, Model
 
 from ..convert.conllu import ROOT_LABEL
 from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer
-from ..ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
+from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..scoring import CHUNKS_KEY, score_cascade
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans
@@ -220,56 +221,63 @@ class Cascade(MultiTaskPipe):
         docs = list(docs)
         if not segments:
             return
-        decoded = {level: self._decode_level(level, outputs, segments) for level in self.levels if level != PARSER_KIND}
-        for i, doc in enumerate(docs):
-            if "tag" in decoded:
-                for token, tag in zip(doc, decoded["tag"].get(i, [])):
-                    token.tag_ = tag
-            if "pos" in decoded:
-                for token, pos in zip(doc, decoded["pos"].get(i, [])):
-                    token.pos_ = pos
-            if "chunk" in decoded:
-                doc.spans[self.cfg["chunks_key"]] = [Span(doc, s, e, label=label) for s, e, label in decoded["chunk"].get(i, [])]
+        # Token attributes go in with one Doc.from_array per doc: setting
+        # them token by token costs more than the heads on short sentences.
+        columns = {"tag": TAG, "pos": POS}
+        attrs = [columns[level] for level in self.levels if level in columns]
+        values = [self._level_values(level, outputs, segments) for level in self.levels if level in columns]
         if PARSER_KIND in self.levels:
-            self._set_trees(docs, outputs, segments)
-
-    def _decode_level(self, level: str, outputs, segments) -> Dict[int, list]:
-        """Per doc index: the tags of a tagging level, or the chunk spans."""
-        ops = self.model.ops
-        names = self.output_names(level)
-        logits = ops.to_numpy(outputs[level])
-        result: Dict[int, list] = {}
-        masks = bio_transitions(names) if level == "chunk" else None
+            attrs.extend([HEAD, DEP])
+            values.extend(self._tree_values(outputs, segments))
+        arrays = [numpy.zeros((len(doc), len(attrs)), dtype="uint64") for doc in docs]
         for s, (i, start, end) in enumerate(segments):
-            scores = logits[s, : end - start]
-            if masks is None:
-                result.setdefault(i, []).extend(names[j] for j in scores.argmax(axis=1))
-            else:
-                log_probs = numpy.log(ops.to_numpy(ops.softmax(ops.asarray(scores))) + EPSILON)
-                tags = [names[j] for j in constrained_viterbi(log_probs, *masks)]
-                result.setdefault(i, []).extend((s0 + start, e0 + start, label) for s0, e0, label in bio_to_spans(tags))
-        return result
+            for column, segment_values in enumerate(values):
+                arrays[i][start:end, column] = segment_values[s, : end - start]
+        for doc, array in zip(docs, arrays):
+            if len(doc) and attrs:
+                doc.from_array(attrs, array)
+        if "chunk" in self.levels:
+            chunks = self._decode_chunks(outputs, segments)
+            for i, doc in enumerate(docs):
+                doc.spans[self.cfg["chunks_key"]] = [Span(doc, s, e, label=label) for s, e, label in chunks.get(i, [])]
 
-    def _set_trees(self, docs: List[Doc], outputs, segments) -> None:
+    def _level_values(self, level: str, outputs, segments) -> numpy.ndarray:
+        """(segments, tokens) array of the attribute ids of a tagging level."""
+        names = self.output_names(level)
+        if level == "pos":
+            ids = [POS_IDS[name] for name in names]
+        else:
+            ids = [self.vocab.strings.add(name) for name in names]
+        return numpy.asarray(ids, dtype="uint64")[self.model.ops.to_numpy(outputs[level]).argmax(axis=-1)]
+
+    def _decode_chunks(self, outputs, segments) -> Dict[int, List[Tuple[int, int, str]]]:
+        """Per doc index: the chunk spans, BIO-decoded per segment."""
         ops = self.model.ops
-        heads = ops.to_numpy(outputs[USED_HEADS])
-        label_scores = ops.to_numpy(outputs[DEP_LABEL_SCORES])
+        names = self.output_names("chunk")
+        probs = ops.to_numpy(ops.softmax(outputs["chunk"]))
+        log_probs = [numpy.log(probs[s, : end - start] + EPSILON) for s, (_, start, end) in enumerate(segments)]
+        paths = batch_constrained_viterbi(log_probs, *bio_transitions(names))
+        chunks: Dict[int, List[Tuple[int, int, str]]] = {}
+        for (i, start, _), path in zip(segments, paths):
+            spans = bio_to_spans([names[j] for j in path])
+            chunks.setdefault(i, []).extend((s0 + start, e0 + start, label) for s0, e0, label in spans)
+        return chunks
+
+    def _tree_values(self, outputs, segments) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """(segments, tokens) arrays of relative heads (as uint64, the way
+        Doc.from_array takes them) and dependency label ids."""
+        ops = self.model.ops
+        heads = ops.to_numpy(outputs[USED_HEADS]).astype("int64")
+        label_scores = ops.to_numpy(outputs[DEP_LABEL_SCORES]).copy()
         labels = self.cfg["labels"][PARSER_KIND]
         root_id = labels.index(ROOT_LABEL)
-        arrays = {i: numpy.zeros((len(doc), 2), dtype="uint64") for i, doc in enumerate(docs)}
-        for s, (i, start, end) in enumerate(segments):
-            for k in range(end - start):
-                column = int(heads[s, k])
-                scores = label_scores[s, k].copy()
-                if column == 0:
-                    head, label = start + k, ROOT_LABEL
-                else:
-                    scores[root_id] = -numpy.inf
-                    head, label = start + column - 1, labels[int(scores.argmax())]
-                arrays[i][start + k] = (numpy.int64(head - (start + k)).astype("uint64"), self.vocab.strings.add(label))
-        for i, doc in enumerate(docs):
-            if len(doc):
-                doc.from_array([HEAD, DEP], arrays[i])
+        is_root = heads == 0
+        # Only the root's dependent gets the root label; the others their best other label.
+        label_scores[..., root_id] = numpy.where(is_root, numpy.inf, -numpy.inf)
+        label_ids = numpy.asarray([self.vocab.strings.add(label) for label in labels], dtype="uint64")
+        positions = numpy.arange(heads.shape[1])[None, :]
+        relative = numpy.where(is_root, 0, heads - 1 - positions)
+        return relative.astype("uint64"), label_ids[label_scores.argmax(axis=-1)]
 
     # -- training ---------------------------------------------------------------
 

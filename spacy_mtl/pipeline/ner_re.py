@@ -11,7 +11,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
-from ..ml.decoding import biluo_tag_names, biluo_to_spans, biluo_transitions, constrained_viterbi, spans_to_biluo
+from ..ml.decoding import biluo_tag_names, biluo_to_spans, batch_constrained_viterbi, biluo_transitions, spans_to_biluo
 from ..ml.heads import OUTPUT_LAYER
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
@@ -204,13 +204,10 @@ class NerRe(MultiTaskPipe):
 
     def decode_entities(self, entity_logits: List[Floats2d]) -> List[List[EntityTuple]]:
         tag_names = self.tag_names
-        masks = biluo_transitions(tag_names)
-        entities = []
-        for logits in entity_logits:
-            log_probs = numpy.log(self.model.ops.to_numpy(self.model.ops.softmax(logits)) + EPSILON)
-            tags = [tag_names[i] for i in constrained_viterbi(log_probs, *masks)]
-            entities.append(biluo_to_spans(tags))
-        return entities
+        ops = self.model.ops
+        log_probs = [numpy.log(ops.to_numpy(ops.softmax(logits)) + EPSILON) for logits in entity_logits]
+        paths = batch_constrained_viterbi(log_probs, *biluo_transitions(tag_names))
+        return [biluo_to_spans([tag_names[i] for i in path]) for path in paths]
 
     # -- inference ------------------------------------------------------------
 

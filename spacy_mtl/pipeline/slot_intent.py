@@ -11,7 +11,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
-from ..ml.decoding import bio_tag_names, bio_to_spans, bio_transitions, constrained_viterbi, spans_to_bio
+from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
@@ -209,12 +209,12 @@ class SlotIntent(MultiTaskPipe):
         slot_probs, intent_probs = scores
         intent_probs = self.model.ops.to_numpy(intent_probs)
         tag_names = self.tag_names
-        transitions = bio_transitions(tag_names)
+        log_probs = [numpy.log(self.model.ops.to_numpy(probs) + EPSILON) for probs in slot_probs]
+        paths = batch_constrained_viterbi(log_probs, *bio_transitions(tag_names))
         key = self.cfg["spans_key"]
-        for i, doc in enumerate(docs):
+        for i, (doc, path) in enumerate(zip(docs, paths)):
             doc.cats.update(zip(self.intents, intent_probs[i].tolist()))
-            log_probs = numpy.log(self.model.ops.to_numpy(slot_probs[i]) + EPSILON)
-            tags = [tag_names[j] for j in constrained_viterbi(log_probs, *transitions)]
+            tags = [tag_names[j] for j in path]
             spans = [Span(doc, start, end, label=label) for start, end, label in bio_to_spans(tags)]
             doc.spans[key] = SpanGroup(doc, name=key, spans=spans)
 
