@@ -63,3 +63,21 @@ def test_a_greedy_cycle_is_broken_at_its_cheapest_arc():
     # Words 1 and 2 prefer each other; the best tree enters the cycle at 1.
     scores = numpy.array([[0, 0, 0], [5, 0, 10], [1, 9, 0]], dtype=float)
     assert decode_tree(scores).tolist() == [0, 0, 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.lists(st.integers(0, n - 1), min_size=n, max_size=n)))
+def test_find_cycle_finds_a_cycle_exactly_when_some_word_never_reaches_the_root(heads):
+    heads = numpy.array([0] + heads[1:])
+
+    def reaches_root(node):
+        seen = set()
+        while node != 0 and node not in seen:
+            seen.add(node)
+            node = heads[node]
+        return node == 0
+
+    cycle = find_cycle(heads)
+    assert (cycle is None) == all(reaches_root(node) for node in range(len(heads)))
+    if cycle is not None:
+        assert [heads[node] for node in cycle] == cycle[1:] + cycle[:1]

@@ -11,8 +11,20 @@ import numpy
 NEG_INF = -numpy.inf
 
 
+def reaches_root(heads: numpy.ndarray) -> bool:
+    """Whether every node's chain of heads ends at node 0: following the
+    heads 2^k times at once, k = log2(n) doublings cover any path."""
+    ancestors = numpy.asarray(heads).copy()
+    ancestors[0] = 0
+    for _ in range(max(1, int(numpy.ceil(numpy.log2(len(ancestors)))))):
+        ancestors = ancestors[ancestors]
+    return bool((ancestors == 0).all())
+
+
 def find_cycle(heads: numpy.ndarray) -> Optional[List[int]]:
     """The nodes of one cycle of a head array (node 0 is the root), or None."""
+    if reaches_root(heads):
+        return None  # most greedy trees: no need for the walk
     state = numpy.zeros(len(heads), dtype="int8")  # 0 unseen, 1 on the walk, 2 done
     state[0] = 2
     for start in range(1, len(heads)):
