@@ -327,7 +327,8 @@ class BiaffineParser(torch.nn.Module):
         columns = heads.clamp(min=0)
         rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
         label_dep, label_head = self.label_dep(X), label_heads[rows]
-        labels = torch.nn.functional.bilinear(label_dep, label_head, self.label_weight.to(X.dtype))
+        # (torch's bilinear is faster forward on CPU, but ~30x slower backward.)
+        labels = torch.einsum("ie,lef,if->il", label_dep, self.label_weight.to(X.dtype), label_head)
         labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
         return {ARC_SCORES: arcs, DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads}
 
