@@ -1,0 +1,37 @@
+"""The release_memory component: trims the heap every N docs, survives
+saving and loading, and names a bad setting."""
+import pytest
+import spacy
+
+from spacy_mtl.pipeline import release_memory
+
+
+def test_trims_every_n_docs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(release_memory, "malloc_trim", lambda: calls.append)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("release_memory", config={"every_n_docs": 4})
+    docs = list(nlp.pipe(f"text number {i}" for i in range(10)))
+    assert [doc.text for doc in docs] == [f"text number {i}" for i in range(10)]
+    assert calls == [0, 0]  # after the 4th and the 8th doc
+
+
+def test_without_glibc_it_passes_docs_through(monkeypatch):
+    monkeypatch.setattr(release_memory, "malloc_trim", lambda: None)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("release_memory", config={"every_n_docs": 1})
+    assert nlp("still here").text == "still here"
+
+
+def test_saved_pipeline_keeps_the_component(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("release_memory", config={"every_n_docs": 16})
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("release_memory").every_n_docs == 16
+    assert [doc.text for doc in loaded.pipe(["a", "b"], n_process=2)] == ["a", "b"]
+
+
+def test_bad_setting_is_named():
+    with pytest.raises(ValueError, match="every_n_docs must be at least 1, got 0"):
+        spacy.blank("en").add_pipe("release_memory", config={"every_n_docs": 0})
