@@ -9,8 +9,8 @@ import numpy
 import srsly
 from spacy import util
 from spacy.attrs import DEP, HEAD, POS, TAG
-from spacy.parts_of_speech import IDS as POS_IDS
 from spacy.language import Language
+from spacy.parts_of_speech import IDS as POS_IDS
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import registry

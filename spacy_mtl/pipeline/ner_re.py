@@ -11,7 +11,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
-from ..ml.decoding import biluo_tag_names, biluo_to_spans, batch_constrained_viterbi, biluo_transitions, spans_to_biluo
+from ..ml.decoding import batch_constrained_viterbi, biluo_tag_names, biluo_to_spans, biluo_transitions, spans_to_biluo
 from ..ml.heads import OUTPUT_LAYER
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
