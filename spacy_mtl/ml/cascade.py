@@ -16,6 +16,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
 
+from .optimizers import ScaledOptimizer
 from .trees import decode_tree
 
 TAGGER_KINDS = ("tag", "pos", "chunk")
@@ -237,24 +238,14 @@ def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
 
 
 class ScaledLearnRateShim(PyTorchShim):
-    """A PyTorch shim whose parameters take optimizer steps scaled by
-    lr_scale (thinc's optimizers take a per-call learning rate scale)."""
+    """A PyTorch shim whose parameters take optimizer steps scaled by lr_scale."""
 
     def __init__(self, model: torch.nn.Module, lr_scale: float, **kwargs):
         super().__init__(model, **kwargs)
         self.lr_scale = lr_scale
 
     def finish_update(self, optimizer) -> None:
-        for name, torch_data in self._model.named_parameters():
-            if torch_data.grad is None:
-                continue
-            if not self._grad_scaler.found_inf:  # skip the step when a gradient overflowed
-                param, grad = optimizer(
-                    (self.id, name), torch2xp(torch_data.data), torch2xp(torch_data.grad), lr_scale=self.lr_scale
-                )
-                torch_data.data = xp2torch(param, requires_grad=True, device=torch_data.device)
-            torch_data.grad.zero_()
-        self._grad_scaler.update()
+        super().finish_update(ScaledOptimizer(optimizer, self.lr_scale))
 
 
 class LayerMix(torch.nn.Module):

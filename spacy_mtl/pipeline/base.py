@@ -6,6 +6,8 @@ from spacy.pipeline import TrainablePipe
 from spacy.training import Example, validate_examples
 from thinc.api import Optimizer, set_dropout_rate
 
+from ..ml.optimizers import ScaledOptimizer
+
 # The default encoder input of a component: a listener to the pipeline's
 # shared transformer, one vector per token (mean of its word pieces).
 TRANSFORMER_LISTENER_CONFIG = """
@@ -87,13 +89,3 @@ class MultiTaskPipe(TrainablePipe):
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
 
-
-class ScaledOptimizer:
-    """Calls an optimizer with its learning rate scaled by a factor."""
-
-    def __init__(self, optimizer: Optimizer, lr_scale: float):
-        self.optimizer = optimizer
-        self.lr_scale = lr_scale
-
-    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
-        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.lr_scale)
