@@ -40,7 +40,6 @@ def main(
     words = samples = 0
     baseline = None
     trace = []
-    after_warmup = []  # RSS samples after the baseline: the growth may peak between trims
     start = time.perf_counter()
     for doc in nlp.pipe(texts, batch_size=batch_size):
         words += len(doc)
@@ -49,10 +48,10 @@ def main(
             baseline = resident_mb()
         if samples % 1000 == 0:
             trace.append((words, round(resident_mb(), 1)))
-            if baseline is not None:
-                after_warmup.append(trace[-1][1])
             print(f"{words:>8} words  RSS {trace[-1][1]:.1f} MB")
     final = resident_mb()
+    # RSS may peak between trims: the highest sample after warm-up counts too.
+    after_warmup = [rss for sample_words, rss in trace if sample_words >= warmup_words]
     if baseline is None:
         raise SystemExit(f"Only {words} words annotated: fewer than the warm-up ({warmup_words}); raise --n-words")
     result = {
