@@ -5,6 +5,8 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 
+from spacy.util import registry
+
 from spacy_mtl.training import LossWeighting, MultiCorpus
 
 
@@ -71,6 +73,26 @@ def test_bad_corpus_specs_are_named(corpora, tmp_path):
         MultiCorpus({"a": {"path": corpora["big"]["path"], "weight": -1}})
     with pytest.raises(ValueError, match="corpus 'gone'"):
         list(MultiCorpus({"gone": {"path": str(tmp_path / "none.spacy")}})(spacy.blank("en")))
+
+
+def test_batch_by_padded_caps_docs_per_batch():
+    # 300 docs of 5 words and 20 of 60: by padded size alone, the short ones
+    # come 120 to a batch.
+    docs = [["w"] * 5] * 300 + [["w"] * 60] * 20
+    make = registry.batchers.get("spacy_mtl.batch_by_padded.v1")
+    uncapped = list(make(size=600, buffer=400)(docs))
+    capped = list(make(size=600, buffer=400, max_sequences=50)(docs))
+    assert max(len(batch) for batch in uncapped) == 120
+    # 120 + 120 + 60 short docs, each batch split into even parts of <= 50.
+    assert sorted(len(batch) for batch in capped if len(batch[0]) == 5) == [30] * 2 + [40] * 6
+    # Nothing lost or reordered; the padded size still holds.
+    assert [doc for batch in capped for doc in batch] == [doc for batch in uncapped for doc in batch]
+    assert all(len(batch) * max(map(len, batch)) <= 600 for batch in capped)
+
+
+def test_batch_by_padded_names_a_bad_cap():
+    with pytest.raises(ValueError, match="max_sequences must be an int >= 0, got -1"):
+        registry.batchers.get("spacy_mtl.batch_by_padded.v1")(size=600, max_sequences=-1)
 
 
 def test_uncertainty_weighting_down_weights_the_noisier_task():

@@ -1,5 +1,9 @@
-"""Training machinery: readers that mix corpora, task loss weighting."""
+"""Training machinery: readers that mix corpora, batching, task loss weighting."""
+from .batchers import batch_by_padded, configure_batch_by_padded
 from .corpus import MultiCorpus, create_multi_corpus
 from .weighting import LossWeighting, create_console_logger, create_loss_weighting
 
-__all__ = ["LossWeighting", "MultiCorpus", "create_console_logger", "create_loss_weighting", "create_multi_corpus"]
+__all__ = [
+    "LossWeighting", "MultiCorpus", "batch_by_padded", "configure_batch_by_padded",
+    "create_console_logger", "create_loss_weighting", "create_multi_corpus",
+]
