@@ -20,7 +20,7 @@ def configure_batch_by_padded(
     """Batches of at most `size` padded tokens (the longest doc's length
     times the number of docs), as `spacy.batch_by_padded.v1`, and of at most
     `max_sequences` docs (0: no cap). Without the cap, a corpus of short
-    docs (SNIPS utterances) comes in batches of hundreds and its tasks get
+    docs (e.g. SNIPS utterances) comes in batches of hundreds and its tasks get
     far fewer updates per word than the others.
     """
     if not isinstance(max_sequences, int) or max_sequences < 0:
