@@ -4,7 +4,6 @@ from collections import Counter
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
-
 from spacy.util import registry
 
 from spacy_mtl.training import LossWeighting, MultiCorpus
