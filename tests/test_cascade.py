@@ -7,6 +7,7 @@ from spacy.tokens import Doc
 from thinc.api import Adam
 
 from pipelines import TRF_MODEL, examples_for, train, update
+from spacy_mtl.ml.cascade import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, casing_class
 from spacy_mtl.ml.trees import find_cycle
 from spacy_mtl.training.corpus import remove_annotation
 
@@ -96,6 +97,39 @@ def test_trains_with_and_without_label_feeding(cascade_bert, cascade_docs, feedi
     assert bool(heads.label_embeddings) == feeding
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("apple", LOWER), ("Apple", TITLE), ("A", TITLE), ("IBM", UPPER), ("U.S.", UPPER),
+    ("iPhone", MIXED), ("McDonald", MIXED), ("1999", NO_LETTERS), (",", NO_LETTERS), ("3D", TITLE),
+])
+def test_casing_class(text, expected):
+    assert casing_class(text) == expected
+
+
+def casing_docs(vocab) -> list:
+    """Pairs of sentences that differ only in the case of one word, tagged
+    NNP when capitalized: an uncased encoder sees each pair as one input."""
+    docs = []
+    for name in ("apple", "amazon", "shell", "target", "visa"):
+        for word, tag in ((name, "NN"), (name.title(), "NNP")):
+            words = ["we", "saw", word, "there", "."]
+            docs.append(Doc(vocab, words=words, tags=["PRP", "VBD", tag, "RB", "."]))
+    return docs
+
+
+@pytest.mark.parametrize("casing_width", [0, 8])
+def test_casing_feature_tells_apart_what_an_uncased_encoder_cannot(cascade_bert, casing_width):
+    nlp = make_cascade_nlp(cascade_bert, all_layers=False, levels=["tag"], casing_width=casing_width)
+    docs = casing_docs(nlp.vocab)
+    train(nlp, examples_for(nlp, docs), n_epochs=30)
+    predicted = [doc[2].tag_ for doc in nlp.pipe([doc.text for doc in docs])]
+    n_right = sum(p == doc[2].tag_ for p, doc in zip(predicted, docs))
+    if casing_width:
+        assert n_right == len(docs)
+    else:
+        # Same input ids, same prediction: one of each pair is wrong.
+        assert predicted[0::2] == predicted[1::2] and n_right <= len(docs) // 2
+
+
 def encoder_parameters(nlp):
     return dict(nlp.get_pipe("transformer").model.transformer.named_parameters())
 
@@ -176,6 +210,7 @@ def test_inference_edge_cases(trained):
     ({"levels": ["tag", "lemma"]}, "Unknown cascade level 'lemma'"),
     ({"inputs": {"tag": ["dep"], "chunk": [], "dep": []}}, "can only read levels below it"),
     ({"layers": {"tag": 5, "chunk": -1, "dep": -1}}, "layers.tag = 5"),
+    ({"casing_width": -4}, "casing_width must be >= 0, got -4"),
 ])
 def test_config_errors_name_the_value(cascade_bert, config, message):
     with pytest.raises(ValueError, match=message):

@@ -29,6 +29,12 @@ MASKED_SCORE = -1e4
 # Outputs with a gradient, in the order the backward pass passes them.
 ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS = "arcs", "dep_labels", "used_heads"
 
+# Casing classes, each also marked as the first token of its segment or not:
+# an uncased encoder (like all-MiniLM-L6-v2) never sees capitals, which
+# tell proper nouns (NNP) from common ones (NN).
+NO_LETTERS, LOWER, TITLE, UPPER, MIXED = range(5)
+N_CASING_CLASSES = 10
+
 # A sentence (or window) of a doc that the heads see as one sequence.
 Segment = Tuple[int, int, int]  # (doc index, start token, end token)
 
@@ -45,6 +51,7 @@ def build_cascade_model(
     arc_width: int = 256,
     dep_label_width: int = 128,
     dropout: float = 0.2,
+    casing_width: int = 0,
     max_segment_length: int = 256,
     heads_learn_rate_scale: float = 1.0,
     mixed_precision: bool = False,
@@ -58,12 +65,17 @@ def build_cascade_model(
     n_hidden_states: how many hidden states the encoder's output concatenates:
         1 for a stock transformer, layers + 1 for
         spacy_mtl.AllLayersTransformerModel.v1.
+    casing_width: width of an embedding of each token's casing (lower, Title,
+        UPPER, mixed, no letters; first in its sentence or not) that every
+        level reads next to the encoder's output; 0 for none.
     max_segment_length: docs without sentence boundaries are cut into windows
         of at most this many tokens (each gets its own tree).
     heads_learn_rate_scale: the heads' learning rate relative to the
         optimizer's: they start from scratch, the encoder is pretrained.
     """
     _check_spec(levels, inputs, layers, n_hidden_states)
+    if casing_width < 0:
+        raise ValueError(f"casing_width must be >= 0, got {casing_width}")
     spec = {
         "levels": list(levels),
         "inputs": {level: list(inputs.get(level, [])) for level in levels},
@@ -74,6 +86,7 @@ def build_cascade_model(
         "arc_width": arc_width,
         "dep_label_width": dep_label_width,
         "dropout": dropout,
+        "casing_width": casing_width,
     }
     return Model(
         "cascade",
@@ -186,12 +199,15 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     X = ops.alloc3f(len(segments), n_tokens, width)  # on the model's device
     lengths = numpy.zeros(len(segments), dtype="int32")
     heads = numpy.full((len(segments), n_tokens), -1, dtype="int64")
+    casing = numpy.zeros((len(segments), n_tokens), dtype="int64")
     for s, (i, start, end) in enumerate(segments):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
+        casing[s, : end - start] = [casing_class(token.text) for token in docs[i][start:end]]
+        casing[s, 0] += N_CASING_CLASSES // 2
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
-    outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads), is_train)
+    outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> List[Doc]:
         dX = bp_heads(d_outputs)
@@ -201,6 +217,19 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         return bp_tokvecs(d_tokvecs)
 
     return (outputs, segments), backprop
+
+
+def casing_class(text: str) -> int:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return NO_LETTERS
+    if all(c.islower() for c in letters):
+        return LOWER
+    if all(c.isupper() for c in letters):
+        return UPPER if len(letters) > 1 else TITLE
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return TITLE
+    return MIXED
 
 
 def _segment_heads(heads: numpy.ndarray, start: int, end: int) -> numpy.ndarray:
@@ -214,13 +243,13 @@ def _segment_heads(heads: numpy.ndarray, start: int, end: int) -> numpy.ndarray:
 
 
 def _convert_inputs(model: Model, inputs, is_train: bool):
-    X, lengths, heads = inputs
+    X, lengths, heads, casing = inputs
     Xt = xp2torch(X, requires_grad=is_train)
 
     def backprop(d_inputs: ArgsKwargs):
         return torch2xp(d_inputs.args[0])
 
-    args = (Xt, torch.from_numpy(lengths).to(Xt.device), torch.from_numpy(heads).to(Xt.device))
+    args = (Xt,) + tuple(torch.from_numpy(array).to(Xt.device) for array in (lengths, heads, casing))
     return ArgsKwargs(args=args, kwargs={}), backprop
 
 
@@ -364,6 +393,7 @@ class CascadeHeads(torch.nn.Module):
         arc_width: int,
         dep_label_width: int,
         dropout: float,
+        casing_width: int = 0,
     ):
         super().__init__()
         if input_width % n_hidden_states:
@@ -377,23 +407,25 @@ class CascadeHeads(torch.nn.Module):
             for source in inputs[level]:
                 if source not in self.label_embeddings:
                     self.label_embeddings[source] = torch.nn.Linear(n_labels[source], label_embedding_width, bias=False)
+        self.casing = torch.nn.Embedding(N_CASING_CLASSES, casing_width) if casing_width else None
         self.heads = torch.nn.ModuleDict()
         for level in levels:
-            n_in = width + label_embedding_width * len(inputs[level])
+            n_in = width + casing_width + label_embedding_width * len(inputs[level])
             if level == PARSER_KIND:
                 self.heads[level] = BiaffineParser(n_in, arc_width, dep_label_width, n_labels[level], dropout)
             else:
                 self.heads[level] = Tagger(n_in, hidden_width, n_labels[level], dropout)
 
-    def forward(self, X: torch.Tensor, lengths: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor, heads: torch.Tensor, casing: torch.Tensor) -> Dict[str, torch.Tensor]:
         mask = torch.arange(X.shape[1], device=X.device)[None, :] < lengths[:, None]
         # The heads run on the real tokens only: short sentences padded to the
         # longest of a batch are mostly padding.
         X = X[mask]
+        shared = [self.casing(casing[mask]).to(X.dtype)] if self.casing is not None else []
         outputs: Dict[str, torch.Tensor] = {}
         soft_labels: Dict[str, torch.Tensor] = {}
         for level in self.levels:
-            features = [self.mixes[level](X)]
+            features = [self.mixes[level](X)] + shared
             for source in self.inputs[level]:
                 if source not in soft_labels:
                     probs = torch.softmax(outputs[source].float(), dim=-1).to(X.dtype)
