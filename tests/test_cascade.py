@@ -7,7 +7,7 @@ from spacy.tokens import Doc
 from thinc.api import Adam
 
 from pipelines import TRF_MODEL, examples_for, train, update
-from spacy_mtl.ml.cascade import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, casing_class
+from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, casing_class
 from spacy_mtl.ml.trees import find_cycle
 from spacy_mtl.training.corpus import remove_annotation
 

@@ -153,3 +153,39 @@ def test_empty_and_single_token_docs(trained):
     docs = list(nlp.pipe(["", "Boston", "John Smith lives in Boston ."]))
     assert [len(doc) for doc in docs] == [0, 1, 6]
     assert docs[0]._.relations == [] and docs[1]._.relations == []
+
+
+LISTENER = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0, "upstream": "*", "pooling": {"@layers": "reduce_mean.v1"}}
+
+
+def casing_docs(vocab):
+    """Pairs of sentences that differ only in the case of one word, an
+    organisation when capitalized: an uncased encoder sees each pair as one."""
+    docs = []
+    for name in ("shell", "target", "visa", "apple", "amazon"):
+        for word in (name, name.title()):
+            doc = Doc(vocab, words=["Anna", "joined", word, "staff", "."])
+            doc.ents = [Span(doc, 0, 1, "PER")] + ([Span(doc, 2, 3, "ORG")] if word[0].isupper() else [])
+            doc._.relations = [Relation(doc.ents[0], doc.ents[1], "Work_For")] if len(doc.ents) == 2 else []
+            docs.append(doc)
+    return docs
+
+
+@pytest.mark.parametrize("casing", [False, True])
+def test_casing_tells_apart_what_an_uncased_encoder_cannot(tmp_path_factory, casing):
+    docs = casing_docs(spacy.blank("en").vocab)
+    bert = build_tiny_bert(tmp_path_factory.mktemp("bert"), [doc.text for doc in docs])
+    tok2vec = {"@architectures": "spacy_mtl.WithCasing.v1", "width": 8, "tok2vec": LISTENER} if casing else LISTENER
+    nlp = make_nlp(bert, model={"tok2vec": tok2vec})
+    train(nlp, examples_for(nlp, docs), n_epochs=30)
+    predicted = [[(e.start, e.label_) for e in doc.ents] for doc in nlp.pipe([doc.text for doc in docs])]
+    if casing:
+        assert predicted == [[(e.start, e.label_) for e in doc.ents] for doc in docs]
+    else:
+        # Same input ids, same prediction: one of each pair is wrong.
+        assert predicted[0::2] == predicted[1::2]
+
+
+def test_casing_width_error_names_the_value(tmp_path_factory):
+    with pytest.raises(ValueError, match="width must be an int > 0, got 0"):
+        spacy.blank("en").add_pipe("ner_re", config={"model": {"tok2vec": {"@architectures": "spacy_mtl.WithCasing.v1", "width": 0, "tok2vec": LISTENER}}})

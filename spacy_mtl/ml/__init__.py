@@ -1,4 +1,5 @@
 from .cascade import build_cascade_model
+from .casing import build_with_casing
 from .encoders import build_all_layers_transformer, packaged_model
 from .heads import build_sequence_classifier, build_soft_label_embedding, build_token_classifier
 from .ner_re import build_ner_re_model, build_span_pair_scorer
@@ -13,5 +14,6 @@ __all__ = [
     "build_soft_label_embedding",
     "build_span_pair_scorer",
     "build_token_classifier",
+    "build_with_casing",
     "packaged_model",
 ]

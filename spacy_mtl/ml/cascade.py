@@ -16,6 +16,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
 
+from .casing import N_CASING_CLASSES, SENTENCE_START, casing_class
 from .optimizers import ScaledOptimizer
 from .trees import decode_tree
 
@@ -28,12 +29,6 @@ HEADS_LAYER = "heads"
 MASKED_SCORE = -1e4
 # Outputs with a gradient, in the order the backward pass passes them.
 ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS = "arcs", "dep_labels", "used_heads"
-
-# Casing classes, each also marked as the first token of its segment or not:
-# an uncased encoder (like all-MiniLM-L6-v2) never sees capitals, which
-# tell proper nouns (NNP) from common ones (NN).
-NO_LETTERS, LOWER, TITLE, UPPER, MIXED = range(5)
-N_CASING_CLASSES = 10
 
 # A sentence (or window) of a doc that the heads see as one sequence.
 Segment = Tuple[int, int, int]  # (doc index, start token, end token)
@@ -204,7 +199,7 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
         casing[s, : end - start] = [casing_class(token.text) for token in docs[i][start:end]]
-        casing[s, 0] += N_CASING_CLASSES // 2
+        casing[s, 0] += SENTENCE_START  # segments are sentences or windows
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
     outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)
@@ -217,19 +212,6 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         return bp_tokvecs(d_tokvecs)
 
     return (outputs, segments), backprop
-
-
-def casing_class(text: str) -> int:
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return NO_LETTERS
-    if all(c.islower() for c in letters):
-        return LOWER
-    if all(c.isupper() for c in letters):
-        return UPPER if len(letters) > 1 else TITLE
-    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
-        return TITLE
-    return MIXED
 
 
 def _segment_heads(heads: numpy.ndarray, start: int, end: int) -> numpy.ndarray:

@@ -1,0 +1,82 @@
+"""Token casing for heads over an uncased encoder: all-MiniLM-L6-v2 lowercases
+its input, so capitals (proper nouns, entity boundaries) never reach the heads
+unless they are given them beside the encoder's output."""
+from typing import Callable, List, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model, uniform_init
+from thinc.types import Floats2d, Ints1d
+
+NO_LETTERS, LOWER, TITLE, UPPER, MIXED = range(5)
+# Each class twice: first token of a sentence (where a capital says little) or not.
+N_CASING_CLASSES = 10
+SENTENCE_START = N_CASING_CLASSES // 2
+
+
+def casing_class(text: str) -> int:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return NO_LETTERS
+    if all(c.islower() for c in letters):
+        return LOWER
+    if all(c.isupper() for c in letters):
+        return UPPER if len(letters) > 1 else TITLE
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return TITLE
+    return MIXED
+
+
+def doc_casing_ids(doc: Doc) -> List[int]:
+    """Casing class per token, shifted by SENTENCE_START where a sentence
+    starts (the first token, and others where the doc has boundaries)."""
+    has_sents = doc.has_annotation("SENT_START")
+    return [
+        casing_class(token.text) + (SENTENCE_START if token.i == 0 or (has_sents and token.is_sent_start) else 0)
+        for token in doc
+    ]
+
+
+@registry.architectures("spacy_mtl.WithCasing.v1")
+def build_with_casing(tok2vec: Model[List[Doc], List[Floats2d]], width: int = 16) -> Model[List[Doc], List[Floats2d]]:
+    """tok2vec's vectors with a learned embedding of each token's casing
+    (lower, Title, UPPER, mixed or no letters; sentence start or not)
+    appended: `width` more columns."""
+    if not isinstance(width, int) or width <= 0:
+        raise ValueError(f"spacy_mtl.WithCasing.v1: width must be an int > 0, got {width!r}")
+    return Model(
+        "with_casing",
+        _with_casing_forward,
+        init=_with_casing_init,
+        layers=[tok2vec],
+        refs={"tok2vec": tok2vec},
+        dims={"casing_width": width},
+        params={"E": None},
+    )
+
+
+def _with_casing_init(model: Model, X=None, Y=None) -> Model:
+    model.get_ref("tok2vec").initialize(X=X)
+    if not model.has_param("E"):
+        # At the scale of a layer-normed encoder's output, so the heads read it from the start.
+        model.set_param("E", uniform_init(model.ops, (N_CASING_CLASSES, model.get_dim("casing_width")), lo=-1.0, hi=1.0))
+    return model
+
+
+def _with_casing_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    tokvecs, bp_tokvecs = model.get_ref("tok2vec")(docs, is_train)
+    E = model.get_param("E")
+    width = E.shape[1]
+    ids: List[Ints1d] = [model.ops.asarray1i(doc_casing_ids(doc)) for doc in docs]
+    outputs = [model.ops.xp.hstack([vecs, E[doc_ids]]) for vecs, doc_ids in zip(tokvecs, ids)]
+
+    def backprop(d_outputs: List[Floats2d]) -> List[Doc]:
+        dE = model.ops.alloc2f(*E.shape)
+        d_tokvecs = []
+        for d_output, doc_ids in zip(d_outputs, ids):
+            d_tokvecs.append(model.ops.as_contig(d_output[:, :-width]))
+            model.ops.scatter_add(dE, doc_ids, d_output[:, -width:])
+        model.inc_grad("E", dE)
+        return bp_tokvecs(d_tokvecs)
+
+    return outputs, backprop
