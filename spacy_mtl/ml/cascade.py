@@ -195,11 +195,13 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     lengths = numpy.zeros(len(segments), dtype="int32")
     heads = numpy.full((len(segments), n_tokens), -1, dtype="int64")
     casing = numpy.zeros((len(segments), n_tokens), dtype="int64")
+    with_casing = model.attrs["spec"]["casing_width"] > 0
     for s, (i, start, end) in enumerate(segments):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
-        casing[s, : end - start] = [casing_class(token.text) for token in docs[i][start:end]]
-        casing[s, 0] += SENTENCE_START  # segments are sentences or windows
+        if with_casing:
+            casing[s, : end - start] = [casing_class(token.text) for token in docs[i][start:end]]
+            casing[s, 0] += SENTENCE_START  # segments are sentences or windows
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
     outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)
