@@ -3,6 +3,7 @@ the encoder still receives every gradient that is there (DESIGN.md rules 1-3).""
 import numpy
 import pytest
 import spacy
+import torch
 from spacy.tokens import Doc
 from thinc.api import Adam
 
@@ -48,6 +49,39 @@ def test_mixed_batch_trains_both_heads(nlp, snips_docs):
     # Each head alone moves the encoder, through the docs it has labels for.
     assert encoder_change(nlp, examples, slots_weight=1.0, intent_weight=0.0) > 0
     assert encoder_change(nlp, examples, slots_weight=0.0, intent_weight=1.0) > 0
+
+
+def encoder_gradient(nlp, *parts) -> numpy.ndarray:
+    """The shared encoder's gradient after one update per part, as
+    `spacy train` runs them with accumulate_gradient > 1 (a copy)."""
+    module = nlp.get_pipe("transformer").model.transformer
+    # The transformer's own dropout is on whenever it trains.
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0
+        if hasattr(layer, "dropout_prob"):
+            layer.dropout_prob = 0.0
+    module.zero_grad(set_to_none=False)
+    for examples in parts:
+        nlp.update(examples, sgd=False, drop=0.0)
+    # (The pooler takes no part in any loss: it has no gradient.)
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in module.parameters()]
+    return numpy.concatenate([g.detach().cpu().numpy().ravel() for g in grads])
+
+
+def test_accumulated_parts_add_their_encoder_gradients(tiny_bert, snips_docs):
+    """A batch cut into parts (one with slots only, one with intents only):
+    the encoder's gradient is the sum of the parts' gradients, so the one
+    optimizer step that follows carries every task of the batch."""
+    nlp = make_nlp(tiny_bert)
+    nlp.initialize(lambda: examples_for(nlp, snips_docs))
+    slots_only = examples_for(nlp, [without_intent(d) for d in snips_docs[:5]])
+    intents_only = examples_for(nlp, [without_slots(d) for d in snips_docs[5:10]])
+    from_slots = encoder_gradient(nlp, slots_only)
+    from_intents = encoder_gradient(nlp, intents_only)
+    both = encoder_gradient(nlp, slots_only, intents_only)
+    assert numpy.abs(from_slots).sum() > 0 and numpy.abs(from_intents).sum() > 0
+    numpy.testing.assert_allclose(both, from_slots + from_intents, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("strip,head_weights", [

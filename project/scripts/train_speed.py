@@ -1,0 +1,72 @@
+"""Training speed of a config: optimizer steps taken as `spacy train` takes
+them (accumulate_gradient included), after a warm-up, on this machine.
+
+Prints seconds per step, words per second, words per step, and the share of
+words in what the transformer pads (each forward pass is padded to its
+longest doc, in spaCy tokens).
+
+    python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
+    python scripts/train_speed.py configs/all_trf.cfg training.accumulate_gradient=1
+"""
+import time
+from pathlib import Path
+from typing import List
+
+import typer
+from spacy.cli._util import parse_config_overrides
+from spacy.schemas import ConfigSchemaTraining
+from spacy.training import Example
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import create_train_batches, subdivide_batch
+from spacy.util import load_config, registry, resolve_dot_names
+
+import spacy_mtl  # noqa: F401  (registers the architectures and readers)
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def main(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., exists=True, dir_okay=False),
+    steps: int = typer.Option(16, help="Steps to time"),
+    warmup: int = typer.Option(4, help="Steps to take first, untimed"),
+):
+    overrides = parse_config_overrides(ctx.args)
+    nlp = init_nlp(load_config(config_path, overrides=overrides, interpolate=False))
+    config = nlp.config.interpolate()
+    T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    (train_corpus,) = resolve_dot_names(config, [T["train_corpus"]])
+    batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
+    seconds, words, padded = 0.0, 0, 0
+    for i, (_, batch) in enumerate(batches):
+        if i == warmup + steps:
+            break
+        start = time.perf_counter()
+        parts = list(subdivide_batch(batch, T["accumulate_gradient"]))
+        for part in parts:
+            nlp.update(part, drop=T["dropout"], sgd=False)
+        for _, component in nlp.pipeline:
+            if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
+                component.finish_update(T["optimizer"])
+        if i >= warmup:
+            seconds += time.perf_counter() - start
+            words += sum(len(eg) for eg in batch)
+            padded += sum(padded_size(part) for part in parts)
+        typer.echo(f"step {i + 1}/{warmup + steps}", err=True)
+    if not words:
+        raise typer.BadParameter("the corpus ran out before the timed steps", param_hint="--steps")
+    typer.echo(
+        f"{config_path} {overrides or ''}\n"
+        f"{seconds / steps:.2f} s/step, {words / seconds:.0f} words/s, "
+        f"{words / steps:.0f} words/step, {words / padded:.0%} of the padded batches are words"
+    )
+
+
+def padded_size(examples: List[Example]) -> int:
+    return max(len(eg.predicted) for eg in examples) * len(examples)
+
+
+if __name__ == "__main__":
+    app()
