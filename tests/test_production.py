@@ -1,14 +1,16 @@
 """What production needs: a wheel that installs and loads, deterministic
 training, and no network access at load or run time."""
+import configparser
 import socket
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy
 import pytest
 import spacy
-from spacy.util import fix_random_seed
+from spacy.util import fix_random_seed, registry
 
 from pipelines import examples_for, make_nlp, train
 
@@ -109,3 +111,30 @@ def test_cli_benchmark_reports_speed_and_memory(saved_pipeline, snips_docs, tmp_
     assert report["words"] >= 300 and len(report["words_per_second"]) == 2
     assert report["median_words_per_second"] > 0 and report["peak_rss_mb"] > 0
     assert report["components"] == [["transformer", "slot_intent"]] * 2
+
+
+# Entry-point group in setup.cfg -> spaCy registry.
+ENTRY_POINT_GROUPS = {
+    "spacy_architectures": "architectures",
+    "spacy_scorers": "scorers",
+    "spacy_readers": "readers",
+    "spacy_batchers": "batchers",
+    "spacy_callbacks": "callbacks",
+    "spacy_loggers": "loggers",
+    "spacy_misc": "misc",
+}
+
+
+@pytest.mark.parametrize("group", sorted(ENTRY_POINT_GROUPS))
+def test_every_registered_function_is_an_entry_point(group):
+    """spaCy finds what a config names through entry points: a function
+    registered only by import fails in a config whose components are all
+    stock ones (e.g. WithCasing around a listener of spaCy's ner)."""
+    import spacy_mtl  # noqa: F401  (runs every @registry decorator)
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parent.parent / "setup.cfg")
+    lines = setup["options.entry_points"].get(group, "").strip().splitlines()
+    declared = {line.split("=")[0].strip() for line in lines}
+    registered = {name for name in getattr(registry, ENTRY_POINT_GROUPS[group]).get_all() if name.startswith("spacy_mtl.")}
+    assert registered - declared == set()

@@ -20,8 +20,6 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import create_train_batches, subdivide_batch
 from spacy.util import load_config, registry, resolve_dot_names
 
-import spacy_mtl  # noqa: F401  (registers the architectures and readers)
-
 
 app = typer.Typer(add_completion=False)
 
