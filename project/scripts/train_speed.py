@@ -6,7 +6,7 @@ words in what the transformer pads (each forward pass is padded to its
 longest doc, in spaCy tokens).
 
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
-    python scripts/train_speed.py configs/all_trf.cfg training.accumulate_gradient=1
+    python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
 """
 import time
 from pathlib import Path
