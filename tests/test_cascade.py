@@ -87,6 +87,23 @@ def test_round_trips_and_processes_give_identical_predictions(trained, cascade_d
     assert annotations(from_bytes.from_bytes(nlp.to_bytes()).pipe(texts)) == expected
 
 
+def test_loads_a_pipeline_saved_before_casing_existed(trained, cascade_docs, tmp_path):
+    """Its model's stored spec has no casing_width: it loads and predicts
+    as before, without casing."""
+    nlp, _ = trained
+    texts = [doc.text for doc in cascade_docs[:4]]
+    expected = [[(t.tag_, t.head.i, t.dep_) for t in doc] for doc in nlp.pipe(texts)]
+    spec = nlp.get_pipe("cascade").model.attrs["spec"]
+    casing_width = spec.pop("casing_width")
+    try:
+        nlp.to_disk(tmp_path / "model")
+    finally:
+        spec["casing_width"] = casing_width
+    loaded = spacy.load(tmp_path / "model")
+    assert "casing_width" not in loaded.get_pipe("cascade").model.attrs["spec"]
+    assert [[(t.tag_, t.head.i, t.dep_) for t in doc] for doc in loaded.pipe(texts)] == expected
+
+
 @pytest.mark.parametrize("feeding", [True, False])
 def test_trains_with_and_without_label_feeding(cascade_bert, cascade_docs, feeding):
     config = {"inputs": {"tag": [], "chunk": ["tag"], "dep": ["tag", "chunk"]}} if feeding else FLAT

@@ -195,7 +195,8 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     lengths = numpy.zeros(len(segments), dtype="int32")
     heads = numpy.full((len(segments), n_tokens), -1, dtype="int64")
     casing = numpy.zeros((len(segments), n_tokens), dtype="int64")
-    with_casing = model.attrs["spec"]["casing_width"] > 0
+    # A pipeline saved before casing existed stores a spec without it.
+    with_casing = model.attrs["spec"].get("casing_width", 0) > 0
     for s, (i, start, end) in enumerate(segments):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
