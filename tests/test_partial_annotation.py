@@ -8,6 +8,7 @@ from spacy.tokens import Doc
 from thinc.api import Adam
 
 from pipelines import TRF_MODEL, encoder_weights, examples_for, make_nlp, update
+from spacy_mtl.training import LossWeighting
 
 
 def encoder_change(nlp, examples, **weights) -> float:
@@ -95,6 +96,24 @@ def test_missing_labels_are_not_negatives(nlp, snips_docs, strip, head_weights):
     assert encoder_change(nlp, examples, slots_weight=1.0, intent_weight=1.0) > 0
 
 
+@pytest.mark.parametrize("strip,observed", [(without_intent, {"slots"}), (without_slots, {"intent"})])
+def test_loss_weighting_observes_only_heads_with_gold(nlp, snips_docs, strip, observed):
+    """A batch without a head's labels is no observation of its loss: were
+    it taken as a loss of 0, uncertainty weighting would shrink the weight
+    of every task on each batch that lacks it."""
+    pipe = nlp.get_pipe("slot_intent")
+    weighting = LossWeighting("uncertainty", learn_rate=0.1)
+    update(nlp, examples_for(nlp, snips_docs[:6]), Adam(0.001))
+    weighting(nlp, {"step": 0, "epoch": 0})
+    before = dict(pipe.cfg)
+    update(nlp, examples_for(nlp, [strip(d) for d in snips_docs[6:12]]), Adam(0.001))
+    assert set(pipe.last_head_losses) == observed
+    weighting(nlp, {"step": 1, "epoch": 0})
+    for head in ("slots", "intent"):
+        moved = pipe.cfg[f"{head}_weight"] != before[f"{head}_weight"]
+        assert moved == (head in observed), head
+
+
 def tagged(docs):
     docs = [doc.copy() for doc in docs]
     for doc in docs:
@@ -114,6 +133,22 @@ def last_listener_cases(snips_docs, conll04_sample, cascade_docs):
         "ner_re": ({}, list(read_spert(conll04_sample[0]))[:10]),
         "cascade": (cascade, cascade_docs[:5] + cascade_docs[20:25]),
     }
+
+
+@pytest.mark.parametrize("name,annotated", [
+    ("slot_intent", {"slots", "intent"}), ("ner_re", {"entities", "relations"}), ("cascade", {"chunk", "dep"}),
+])
+def test_heads_report_losses_only_for_batches_with_their_gold(tiny_bert, last_listener_cases, name, annotated):
+    config, init_docs = last_listener_cases[name]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(tiny_bert)}})
+    pipe = nlp.add_pipe(name, config={"model": config} if config else {})
+    nlp.initialize(lambda: examples_for(nlp, init_docs))
+    update(nlp, examples_for(nlp, init_docs), Adam(0.001))
+    assert set(pipe.last_head_losses) == annotated
+    words_only = [Doc(nlp.vocab, words=[t.text for t in d]) for d in init_docs]
+    update(nlp, examples_for(nlp, words_only), Adam(0.001))
+    assert pipe.last_head_losses == {}
 
 
 @pytest.mark.parametrize("last", ["slot_intent", "ner_re", "cascade"])

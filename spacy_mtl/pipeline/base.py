@@ -1,6 +1,6 @@
 """What every spacy-mtl component shares: heads over one encoder, trained
 on one weighted sum of per-head losses."""
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from spacy.pipeline import TrainablePipe
 from spacy.training import Example, validate_examples
@@ -26,7 +26,8 @@ class MultiTaskPipe(TrainablePipe):
     of each head (unweighted) and the gradient of the model's outputs, with
     each head's gradient scaled by `cfg["<head>_weight"]`."""
 
-    # The unweighted loss of each head in the latest update (for loss weighting).
+    # The unweighted loss of each head with gold in the latest update (for
+    # loss weighting): a head without gold in a batch has no loss to observe.
     last_head_losses: Dict[str, float] = {}
 
     @property
@@ -35,6 +36,10 @@ class MultiTaskPipe(TrainablePipe):
         return [key[: -len("_weight")] for key in self.cfg if key.endswith("_weight")]
 
     def losses_and_gradients(self, examples: List[Example], outputs) -> Tuple[Dict[str, float], object]:
+        raise NotImplementedError
+
+    def annotated_heads(self, examples: List[Example]) -> Set[str]:
+        """The heads with gold annotation in at least one of the examples."""
         raise NotImplementedError
 
     def update(
@@ -56,7 +61,8 @@ class MultiTaskPipe(TrainablePipe):
         set_dropout_rate(self.model, drop)
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
-        self.last_head_losses = head_losses
+        annotated = self.annotated_heads(examples)
+        self.last_head_losses = {head: loss for head, loss in head_losses.items() if head in annotated}
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.

@@ -3,7 +3,7 @@ feeding higher ones, trained end to end on corpora that annotate only some
 of the levels."""
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 import srsly
@@ -306,21 +306,26 @@ class Cascade(MultiTaskPipe):
                 gradients[name] = gradient * self.cfg[f"{level}_weight"]
         return losses, gradients
 
+    def annotated_heads(self, examples: List[Example]) -> Set[str]:
+        return {level for level in self.levels if any(self._annotates(level, eg.reference) for eg in examples)}
+
+    def _annotates(self, level: str, doc: Doc) -> bool:
+        if level == "chunk":
+            return self.cfg["chunks_key"] in doc.spans
+        if level == PARSER_KIND:
+            return doc.has_annotation("DEP")
+        return doc.has_annotation("TAG" if level == "tag" else "POS")
+
     def _gold_classes(self, level: str, eg: Example) -> Optional[List[int]]:
         """Class ids of a tagging level on the predicted tokens (MISSING where
         unknown), or None for a doc not annotated for it."""
+        if not self._annotates(level, eg.reference):
+            return None
         index = {name: i for i, name in enumerate(self.output_names(level))}
-        ref = eg.reference
         if level == "chunk":
-            key = self.cfg["chunks_key"]
-            if key not in ref.spans:
-                return None
-            tags = spans_to_bio(len(eg.predicted), aligned_spans(eg, ref.spans[key]))
+            tags = spans_to_bio(len(eg.predicted), aligned_spans(eg, eg.reference.spans[self.cfg["chunks_key"]]))
         else:
-            attr = "TAG" if level == "tag" else "POS"
-            if not ref.has_annotation(attr):
-                return None
-            tags = eg.get_aligned(attr, as_string=True)
+            tags = eg.get_aligned("TAG" if level == "tag" else "POS", as_string=True)
         return [index.get(tag, MISSING) if tag else MISSING for tag in tags]
 
     @staticmethod

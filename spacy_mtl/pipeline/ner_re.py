@@ -1,6 +1,6 @@
 """`ner_re`: joint entity and relation extraction."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -261,6 +261,14 @@ class NerRe(MultiTaskPipe):
         d_tokvecs = [d * self.cfg["relations_weight"] for d in d_tokvecs]
         d_entity_logits = [d * self.cfg["entities_weight"] for d in d_entity_logits]
         return {"entities": entity_loss, "relations": relation_loss}, (d_tokvecs, d_entity_logits)
+
+    def annotated_heads(self, examples: List[Example]) -> Set[str]:
+        heads = set()
+        if not self.cfg["relations_only"] and any(eg.reference.has_annotation("ENT_IOB") for eg in examples):
+            heads.add("entities")
+        if any(has_relations_annotation(eg.reference) for eg in examples):
+            heads.add("relations")
+        return heads
 
     def _entity_loss(self, examples: List[Example], entity_logits: List[Floats2d]):
         """BILUO cross-entropy over the tokens of docs annotated for entities."""

@@ -1,6 +1,6 @@
 """`slot_intent`: joint intent classification and slot filling."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -225,6 +225,14 @@ class SlotIntent(MultiTaskPipe):
         d_slots = [d * self.cfg["slots_weight"] for d in d_slots]
         d_intent = d_intent * self.cfg["intent_weight"]
         return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
+
+    def annotated_heads(self, examples: List[Example]) -> Set[str]:
+        heads = set()
+        if any(self.cfg["spans_key"] in eg.reference.spans for eg in examples):
+            heads.add("slots")
+        if any(self.intent_classes(eg.reference) for eg in examples):
+            heads.add("intent")
+        return heads
 
     def _slot_loss(self, examples: List[Example], slot_logits: List[Floats2d]):
         """Token cross-entropy over the tokens of docs that have slot
