@@ -1,8 +1,9 @@
 """What every spacy-mtl component shares: heads over one encoder, trained
 on one weighted sum of per-head losses."""
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from thinc.api import Optimizer, set_dropout_rate
 
@@ -38,8 +39,8 @@ class MultiTaskPipe(TrainablePipe):
     def losses_and_gradients(self, examples: List[Example], outputs) -> Tuple[Dict[str, float], object]:
         raise NotImplementedError
 
-    def annotated_heads(self, examples: List[Example]) -> Set[str]:
-        """The heads with gold annotation in at least one of the examples."""
+    def annotates(self, head: str, doc: Doc) -> bool:
+        """Whether a reference doc has gold annotation for a head."""
         raise NotImplementedError
 
     def update(
@@ -61,8 +62,9 @@ class MultiTaskPipe(TrainablePipe):
         set_dropout_rate(self.model, drop)
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
-        annotated = self.annotated_heads(examples)
-        self.last_head_losses = {head: loss for head, loss in head_losses.items() if head in annotated}
+        self.last_head_losses = {
+            head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
+        }
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.

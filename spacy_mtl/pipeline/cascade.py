@@ -3,7 +3,7 @@ feeding higher ones, trained end to end on corpora that annotate only some
 of the levels."""
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -306,10 +306,7 @@ class Cascade(MultiTaskPipe):
                 gradients[name] = gradient * self.cfg[f"{level}_weight"]
         return losses, gradients
 
-    def annotated_heads(self, examples: List[Example]) -> Set[str]:
-        return {level for level in self.levels if any(self._annotates(level, eg.reference) for eg in examples)}
-
-    def _annotates(self, level: str, doc: Doc) -> bool:
+    def annotates(self, level: str, doc: Doc) -> bool:
         if level == "chunk":
             return self.cfg["chunks_key"] in doc.spans
         if level == PARSER_KIND:
@@ -319,7 +316,7 @@ class Cascade(MultiTaskPipe):
     def _gold_classes(self, level: str, eg: Example) -> Optional[List[int]]:
         """Class ids of a tagging level on the predicted tokens (MISSING where
         unknown), or None for a doc not annotated for it."""
-        if not self._annotates(level, eg.reference):
+        if not self.annotates(level, eg.reference):
             return None
         index = {name: i for i, name in enumerate(self.output_names(level))}
         if level == "chunk":

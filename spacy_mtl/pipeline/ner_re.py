@@ -1,6 +1,6 @@
 """`ner_re`: joint entity and relation extraction."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
@@ -262,13 +262,11 @@ class NerRe(MultiTaskPipe):
         d_entity_logits = [d * self.cfg["entities_weight"] for d in d_entity_logits]
         return {"entities": entity_loss, "relations": relation_loss}, (d_tokvecs, d_entity_logits)
 
-    def annotated_heads(self, examples: List[Example]) -> Set[str]:
-        heads = set()
-        if not self.cfg["relations_only"] and any(eg.reference.has_annotation("ENT_IOB") for eg in examples):
-            heads.add("entities")
-        if any(has_relations_annotation(eg.reference) for eg in examples):
-            heads.add("relations")
-        return heads
+    def annotates(self, head: str, doc: Doc) -> bool:
+        if head == "entities":
+            # In relations_only mode the entities are input, not a task.
+            return not self.cfg["relations_only"] and doc.has_annotation("ENT_IOB")
+        return has_relations_annotation(doc)
 
     def _entity_loss(self, examples: List[Example], entity_logits: List[Floats2d]):
         """BILUO cross-entropy over the tokens of docs annotated for entities."""
@@ -276,7 +274,7 @@ class NerRe(MultiTaskPipe):
             return 0.0, [self.model.ops.alloc2f(*logits.shape) for logits in entity_logits]
         tags = [
             spans_to_biluo(len(eg.predicted), aligned_spans(eg, eg.reference.ents))
-            if eg.reference.has_annotation("ENT_IOB")
+            if self.annotates("entities", eg.reference)
             else []
             for eg in examples
         ]
@@ -302,7 +300,7 @@ class NerRe(MultiTaskPipe):
         both entities match gold entities exactly, types included."""
         ops = self.model.ops
         zero = [ops.alloc2f(*t.shape) for t in tokvecs]
-        annotated = [has_relations_annotation(eg.reference) for eg in examples]
+        annotated = [self.annotates("relations", eg.reference) for eg in examples]
         if not any(annotated):
             return 0.0, zero
         predicted = self.decode_entities(entity_logits) if self.training_entities_mode != "gold" else None

@@ -1,6 +1,6 @@
 """`slot_intent`: joint intent classification and slot filling."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
@@ -226,13 +226,10 @@ class SlotIntent(MultiTaskPipe):
         d_intent = d_intent * self.cfg["intent_weight"]
         return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
 
-    def annotated_heads(self, examples: List[Example]) -> Set[str]:
-        heads = set()
-        if any(self.cfg["spans_key"] in eg.reference.spans for eg in examples):
-            heads.add("slots")
-        if any(self.intent_classes(eg.reference) for eg in examples):
-            heads.add("intent")
-        return heads
+    def annotates(self, head: str, doc: Doc) -> bool:
+        if head == "slots":
+            return self.cfg["spans_key"] in doc.spans
+        return bool(self.intent_classes(doc))
 
     def _slot_loss(self, examples: List[Example], slot_logits: List[Floats2d]):
         """Token cross-entropy over the tokens of docs that have slot
@@ -240,7 +237,7 @@ class SlotIntent(MultiTaskPipe):
         key = self.cfg["spans_key"]
         tags = [
             spans_to_bio(len(eg.predicted), aligned_spans(eg, eg.reference.spans[key]))
-            if key in eg.reference.spans
+            if self.annotates("slots", eg.reference)
             else []
             for eg in examples
         ]
