@@ -1,0 +1,26 @@
+"""Every config the project trains with builds its pipeline and validates its
+[training] block, so a misspelt setting fails here rather than after a long
+corpus read. The transformer is swapped for the tiny test BERT: neither the
+MiniLM package nor a model hub is needed."""
+from pathlib import Path
+
+import pytest
+from spacy.schemas import ConfigSchemaTraining
+from spacy.util import load_config, load_model_from_config, registry
+
+CONFIGS = sorted((Path(__file__).parents[1] / "project" / "configs").glob("*.cfg"))
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=[path.stem for path in CONFIGS])
+def test_project_config_builds_its_pipeline(config_path, tiny_bert):
+    config = load_config(config_path)
+    if "transformer" in config["components"]:
+        config["components"]["transformer"]["model"]["name"] = str(tiny_bert)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == config["nlp"]["pipeline"]
+    training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    assert training["max_steps"] >= 0 and training["optimizer"] is not None
+
+
+def test_project_has_configs():
+    assert {"all_trf", "all_gpu", "slot_intent_trf", "ner_re_trf", "cascade_trf"} <= {path.stem for path in CONFIGS}
