@@ -15,11 +15,12 @@ import numpy
 import spacy
 import torch
 import typer
+from spacy.scorer import PRFScore
 from spacy.tokens import Doc, DocBin
 from transformers import AutoModel, AutoTokenizer
 
 from spacy_mtl.ml.decoding import spans_to_bio
-from spacy_mtl.scoring import SLOTS_KEY
+from spacy_mtl.scoring import SLOTS_KEY, count_matches
 
 app = typer.Typer(add_completion=False)
 BATCH_SIZE = 128
@@ -83,12 +84,11 @@ def train_linear_tagger(X: numpy.ndarray, tags: List[str], labels: List[str], ep
 
 
 def slot_f(predicted: List[str], gold: List[str], lengths: List[int]) -> float:
-    tp = fp = fn = offset = 0
+    score, offset = PRFScore(), 0
     for n in lengths:
-        P, G = bio_spans(predicted[offset : offset + n]), bio_spans(gold[offset : offset + n])
+        count_matches(score, bio_spans(gold[offset : offset + n]), bio_spans(predicted[offset : offset + n]))
         offset += n
-        tp, fp, fn = tp + len(P & G), fp + len(P - G), fn + len(G - P)
-    return 2 * tp / max(2 * tp + fp + fn, 1)
+    return score.fscore
 
 
 @app.command()

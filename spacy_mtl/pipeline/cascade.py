@@ -284,9 +284,8 @@ class Cascade(MultiTaskPipe):
     def model_inputs(self, examples: List[Example]):
         return [eg.predicted for eg in examples], [self._gold_heads(eg) for eg in examples]
 
-    @staticmethod
-    def _gold_heads(eg: Example) -> Optional[numpy.ndarray]:
-        if not eg.reference.has_annotation("DEP"):
+    def _gold_heads(self, eg: Example) -> Optional[numpy.ndarray]:
+        if not self.annotates(PARSER_KIND, eg.reference):
             return None
         heads, _ = eg.get_aligned_parse(projectivize=False)
         return numpy.asarray([MISSING if head is None else head for head in heads], dtype="int64")
@@ -361,9 +360,8 @@ class Cascade(MultiTaskPipe):
         label_loss, d_labels = masked_cross_entropy(ops, outputs[DEP_LABEL_SCORES], label_targets)
         return arc_loss + label_loss, {ARC_SCORES: d_arcs, DEP_LABEL_SCORES: d_labels}
 
-    @staticmethod
-    def _gold_parse(eg: Example, label_index: Dict[str, int]):
-        if not eg.reference.has_annotation("DEP"):
+    def _gold_parse(self, eg: Example, label_index: Dict[str, int]):
+        if not self.annotates(PARSER_KIND, eg.reference):
             return None
         heads, deps = eg.get_aligned_parse(projectivize=False)
         heads = [MISSING if head is None else head for head in heads]
