@@ -1,11 +1,11 @@
 """Every config the project trains with builds its pipeline and validates its
-[training] block, so a misspelt setting fails here rather than after a long
-corpus read. The transformer is swapped for the tiny test BERT: neither the
+[training] and [initialize] blocks, so a misspelt setting fails here rather
+than after a long corpus read. The transformer is swapped for the tiny test BERT: neither the
 MiniLM package nor a model hub is needed."""
 from pathlib import Path
 
 import pytest
-from spacy.schemas import ConfigSchemaTraining
+from spacy.schemas import ConfigSchemaInit, ConfigSchemaTraining
 from spacy.util import load_config, load_model_from_config, registry
 
 CONFIGS = sorted((Path(__file__).parents[1] / "project" / "configs").glob("*.cfg"))
@@ -20,6 +20,8 @@ def test_project_config_builds_its_pipeline(config_path, tiny_bert):
     assert nlp.pipe_names == config["nlp"]["pipeline"]
     training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
     assert training["max_steps"] >= 0 and training["optimizer"] is not None
+    initialize = registry.resolve(nlp.config.interpolate()["initialize"], schema=ConfigSchemaInit)
+    assert initialize["after_init"] is None or callable(initialize["after_init"])
 
 
 def test_project_has_configs():
