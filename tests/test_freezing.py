@@ -61,4 +61,3 @@ def test_a_pattern_that_matches_nothing_is_named(tiny_bert, snips_docs):
         create_freeze_parameters("encoder", ["word_embeddings"])(nlp)
     with pytest.raises(ValueError, match="'slot_intent' has no PyTorch parameters"):
         create_freeze_parameters("slot_intent", ["word_embeddings"])(nlp)
-

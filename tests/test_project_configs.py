@@ -1,7 +1,7 @@
 """Every config the project trains with builds its pipeline and validates its
 [training] and [initialize] blocks, so a misspelt setting fails here rather
-than after a long corpus read. The transformer is swapped for the tiny test BERT: neither the
-MiniLM package nor a model hub is needed."""
+than after a long corpus read. The transformer is swapped for the tiny test
+BERT: neither the MiniLM package nor a model hub is needed."""
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,10 @@ def test_project_config_builds_its_pipeline(config_path, tiny_bert):
         config["components"]["transformer"]["model"]["name"] = str(tiny_bert)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     assert nlp.pipe_names == config["nlp"]["pipeline"]
-    training = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    interpolated = nlp.config.interpolate()
+    training = registry.resolve(interpolated["training"], schema=ConfigSchemaTraining)
     assert training["max_steps"] >= 0 and training["optimizer"] is not None
-    initialize = registry.resolve(nlp.config.interpolate()["initialize"], schema=ConfigSchemaInit)
+    initialize = registry.resolve(interpolated["initialize"], schema=ConfigSchemaInit)
     assert initialize["after_init"] is None or callable(initialize["after_init"])
 
 
