@@ -9,6 +9,7 @@ from typing import Dict, List, Sequence
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
+from thinc.api import CupyOps, get_current_ops
 
 
 def load_texts(path: Path, n_words: int) -> List[str]:
@@ -40,7 +41,34 @@ def time_pipelines(pipelines: Sequence[Language], texts: List[str], batch_size: 
     for nlp in pipelines:
         for _ in nlp.pipe(texts, batch_size=batch_size):
             pass
+    # A GPU may still be working on the last batch (the transformer alone
+    # leaves its outputs on the device).
+    synchronize_gpu()
     return time.perf_counter() - start
+
+
+def on_gpu() -> bool:
+    return isinstance(get_current_ops(), CupyOps)
+
+
+def synchronize_gpu() -> None:
+    if on_gpu():
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def device_info() -> Dict:
+    """The device the pipelines ran on and, on a GPU, the most memory that
+    PyTorch held on it (CuPy's too, with the "pytorch" allocator)."""
+    if not on_gpu():
+        return {"device": "cpu"}
+    import torch
+
+    return {
+        "device": torch.cuda.get_device_name(),
+        "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / (1024 * 1024), 1),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -76,4 +104,5 @@ def benchmark(
         "words_per_second": [round(speed, 1) for speed in speeds],
         "median_words_per_second": round(statistics.median(speeds), 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        **device_info(),
     }

@@ -106,19 +106,30 @@ def benchmark_command(
     runs: int = typer.Option(3, help="Timed runs after the warm-up; the median is reported"),
     transformer_only: bool = typer.Option(False, help="Run only the transformer of each pipeline"),
     output: Path = typer.Option(None, "--output", "-o", help="Write the results as JSON here"),
+    gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
 ) -> None:
     """Inference words per second (median of several runs after a warm-up)
-    and peak resident memory of one pipeline, or several in sequence."""
+    and peak resident memory of one pipeline, or several in sequence; on a
+    GPU also the peak GPU memory."""
     import json
+
+    import spacy
+    from thinc.api import set_gpu_allocator
 
     from .benchmark import benchmark, load_texts
 
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+        # CuPy's arrays then come from PyTorch's pool: one peak covers both.
+        set_gpu_allocator("pytorch")
     texts = load_texts(data, n_words)
     msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs")
     result = benchmark(models, texts, batch_size=batch_size, n_runs=runs, transformer_only=transformer_only)
     msg.table(
         [("words", result["words"]), ("words/s (median)", result["median_words_per_second"]),
-         ("words/s (runs)", ", ".join(map(str, result["words_per_second"]))), ("peak RSS (MB)", result["peak_rss_mb"])],
+         ("words/s (runs)", ", ".join(map(str, result["words_per_second"]))), ("peak RSS (MB)", result["peak_rss_mb"]),
+         ("device", result["device"])]
+        + ([("peak GPU memory (MB)", result["peak_gpu_memory_mb"])] if "peak_gpu_memory_mb" in result else []),
     )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -240,3 +240,25 @@ def test_initialize_names_a_level_without_data(cascade_bert, cascade_docs):
     chunk_only = examples_for(nlp, cascade_docs[20:])
     with pytest.raises(ValueError, match=r"no training annotation for levels \['pos', 'dep'\]"):
         nlp.initialize(lambda: chunk_only)
+
+
+def test_mixed_precision_scores_give_a_finite_loss():
+    """Under mixed precision the heads' scores leave PyTorch as float16, where
+    a gold label 20 logits below the best has probability 0 and log(p) is
+    -inf: the loss must be taken in float32, the gradient returned in float16."""
+    import torch
+    from thinc.api import Model
+
+    from spacy_mtl.ml.cascade import USED_HEADS, _convert_outputs
+    from spacy_mtl.pipeline.cascade import masked_cross_entropy
+
+    scores = torch.tensor([[[0.0, -20.0], [1.0, 0.0]]], dtype=torch.float16, requires_grad=True)
+    heads = torch.zeros((1, 2), dtype=torch.int64)
+    model = Model("convert", lambda model, X, is_train: (X, lambda dY: dY))
+    converted, backprop = _convert_outputs(model, (None, {"tag": scores, USED_HEADS: heads}), True)
+    assert converted["tag"].dtype == numpy.float32
+    loss, d_scores = masked_cross_entropy(model.ops, converted["tag"], numpy.asarray([[1, 0]]))
+    assert numpy.isfinite(loss) and loss > 9.0
+    grads = backprop({"tag": d_scores})
+    torch.autograd.backward(*grads.args, **grads.kwargs)
+    assert scores.grad.dtype == torch.float16 and bool(torch.isfinite(scores.grad).all())

@@ -110,6 +110,7 @@ def test_cli_benchmark_reports_speed_and_memory(saved_pipeline, snips_docs, tmp_
     report = json.loads(out.read_text())
     assert report["words"] >= 300 and len(report["words_per_second"]) == 2
     assert report["median_words_per_second"] > 0 and report["peak_rss_mb"] > 0
+    assert report["device"] == "cpu" and "peak_gpu_memory_mb" not in report
     assert report["components"] == [["transformer", "slot_intent"]] * 2
 
 

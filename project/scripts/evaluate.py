@@ -11,6 +11,7 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
+from spacy_mtl.benchmark import device_info
 from spacy_mtl.evaluate import score_pipeline
 
 
@@ -19,7 +20,10 @@ def main(
     data: Path,
     output: Path,
     timing: Optional[Path] = typer.Option(None, help="JSON written by timed.py for the training run"),
+    gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
 ) -> None:
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
     references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     scores = score_pipeline(nlp, references)
@@ -30,6 +34,7 @@ def main(
         "tokenization": "gold",
         "scores": scores,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        **device_info(),
     }
     if timing is not None and timing.exists():
         result["training"] = json.loads(timing.read_text())

@@ -7,18 +7,22 @@ longest doc, in spaCy tokens).
 
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
+    python scripts/train_speed.py configs/all_gpu.cfg --gpu-id 0 --output metrics/train_speed_gpu.json
 """
+import json
 import time
 from pathlib import Path
 from typing import List
 
 import typer
-from spacy.cli._util import parse_config_overrides
+from spacy.cli._util import parse_config_overrides, setup_gpu
 from spacy.schemas import ConfigSchemaTraining
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import create_train_batches, subdivide_batch
 from spacy.util import load_config, registry, resolve_dot_names
+
+from spacy_mtl.benchmark import device_info, synchronize_gpu
 
 
 app = typer.Typer(add_completion=False)
@@ -30,9 +34,12 @@ def main(
     config_path: Path = typer.Argument(..., exists=True, dir_okay=False),
     steps: int = typer.Option(16, help="Steps to time"),
     warmup: int = typer.Option(4, help="Steps to take first, untimed"),
+    gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
+    output: Path = typer.Option(None, help="Write the numbers as JSON here"),
 ):
     overrides = parse_config_overrides(ctx.args)
-    nlp = init_nlp(load_config(config_path, overrides=overrides, interpolate=False))
+    setup_gpu(gpu_id)
+    nlp = init_nlp(load_config(config_path, overrides=overrides, interpolate=False), use_gpu=gpu_id)
     config = nlp.config.interpolate()
     T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     (train_corpus,) = resolve_dot_names(config, [T["train_corpus"]])
@@ -48,6 +55,7 @@ def main(
         for _, component in nlp.pipeline:
             if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
                 component.finish_update(T["optimizer"])
+        synchronize_gpu()
         if i >= warmup:
             seconds += time.perf_counter() - start
             words += sum(len(eg) for eg in batch)
@@ -60,6 +68,19 @@ def main(
         f"{seconds / steps:.2f} s/step, {words / seconds:.0f} words/s, "
         f"{words / steps:.0f} words/step, {words / padded:.0%} of the padded batches are words"
     )
+    if output is not None:
+        result = {
+            "config": str(config_path),
+            "overrides": overrides,
+            "steps": steps,
+            "warmup": warmup,
+            "seconds_per_step": round(seconds / steps, 4),
+            "words_per_second": round(words / seconds, 1),
+            "words_per_step": round(words / steps, 1),
+            **device_info(),
+        }
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def padded_size(examples: List[Example]) -> int:
