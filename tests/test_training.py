@@ -65,6 +65,41 @@ def test_dev_mode_yields_every_doc_once(corpora):
     assert len(examples) == 1000 and len({eg.reference.text for eg in examples}) == 1000
 
 
+def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
+    """A DocBin keeps each doc's user data and span groups as msgpack, and
+    srsly looks up its decoders' entry points per blob: reading a corpus
+    must look them up once and still apply them to every blob."""
+    import catalogue
+    import srsly
+
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(f"doc number {i}") for i in range(50)]
+    for doc in docs:
+        doc.spans["sc"] = [doc[:1]]
+        doc.user_data["n"] = 1
+    path = tmp_path / "docs.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    decoders = srsly.msgpack_decoders
+    lookups, decoded = [], []
+
+    def count_decoded(obj, chain=None):
+        decoded.append(obj)
+        return obj if chain is None else chain(obj)
+
+    def get_entry_points():
+        lookups.append(1)
+        return {"count_decoded": count_decoded}
+
+    monkeypatch.setattr(decoders, "get_entry_points", get_entry_points)
+    try:
+        examples = list(MultiCorpus({"docs": {"path": str(path)}}, shuffle=False)(nlp))
+    finally:
+        catalogue.REGISTRY.pop((*decoders.namespace, "count_decoded"), None)
+    assert len(examples) == 50 and all(len(eg.reference.spans["sc"]) == 1 for eg in examples)
+    assert len(decoded) >= 100
+    assert len(lookups) == 1 and decoders.entry_points
+
+
 def test_bad_corpus_specs_are_named(corpora, tmp_path):
     with pytest.raises(ValueError, match="unknown tasks \\['lemma'\\]"):
         MultiCorpus({"a": {"path": corpora["big"]["path"], "tasks": ["lemma"]}})

@@ -1,10 +1,12 @@
 """`spacy_mtl.MultiCorpus.v1`: several DocBin corpora, each annotating some
 tasks, mixed into one training stream."""
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy
+import srsly
 from spacy.attrs import DEP, HEAD, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -133,7 +135,8 @@ class MultiCorpus:
                 if not path.exists():
                     raise ValueError(f"MultiCorpus corpus '{name}': {path} not found")
                 corpus = Corpus(path, max_length=self.max_length, limit=self.limit)
-                examples = list(corpus(nlp))
+                with msgpack_decoders_looked_up_once():
+                    examples = list(corpus(nlp))
                 if not examples:
                     raise ValueError(f"MultiCorpus corpus '{name}': no docs in {path}")
                 tasks = spec.get("tasks")
@@ -142,6 +145,25 @@ class MultiCorpus:
                         remove_annotation(eg, set(TASKS) - set(tasks))
                 self._examples[name] = examples
         return self._examples
+
+
+@contextmanager
+def msgpack_decoders_looked_up_once():
+    """A DocBin decodes two msgpack blobs per doc, and srsly looks up its
+    decoders' entry points for each: a scan of every installed distribution,
+    half the time of reading a corpus. Within this block they are looked up
+    once, up front."""
+    decoders = srsly.msgpack_decoders
+    if not decoders.entry_points:
+        yield
+        return
+    for name, decoder in decoders.get_entry_points().items():
+        decoders.register(name, func=decoder)
+    decoders.entry_points = False
+    try:
+        yield
+    finally:
+        decoders.entry_points = True
 
 
 def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
