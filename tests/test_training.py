@@ -67,8 +67,9 @@ def test_dev_mode_yields_every_doc_once(corpora):
 
 def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
     """A DocBin keeps each doc's user data and span groups as msgpack, and
-    srsly looks up its decoders' entry points per blob: reading a corpus
-    must look them up once and still apply them to every blob."""
+    srsly looks up its decoders (entry points and catalogue's registry) per
+    blob: reading a corpus must look them up once and still apply them to
+    every blob."""
     import catalogue
     import srsly
 
@@ -86,18 +87,16 @@ def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
         decoded.append(obj)
         return obj if chain is None else chain(obj)
 
-    def get_entry_points():
+    def get_all(registry):
         lookups.append(1)
-        return {"count_decoded": count_decoded}
+        return {**looked_up(registry), "count_decoded": count_decoded}
 
-    monkeypatch.setattr(decoders, "get_entry_points", get_entry_points)
-    try:
-        examples = list(MultiCorpus({"docs": {"path": str(path)}}, shuffle=False)(nlp))
-    finally:
-        catalogue.REGISTRY.pop((*decoders.namespace, "count_decoded"), None)
+    looked_up = catalogue.Registry.get_all
+    monkeypatch.setattr(catalogue.Registry, "get_all", get_all)
+    examples = list(MultiCorpus({"docs": {"path": str(path)}}, shuffle=False)(nlp))
     assert len(examples) == 50 and all(len(eg.reference.spans["sc"]) == 1 for eg in examples)
     assert len(decoded) >= 100
-    assert len(lookups) == 1 and decoders.entry_points
+    assert len(lookups) == 1 and "get_all" not in vars(decoders)
 
 
 def test_bad_corpus_specs_are_named(corpora, tmp_path):

@@ -149,21 +149,20 @@ class MultiCorpus:
 
 @contextmanager
 def msgpack_decoders_looked_up_once():
-    """A DocBin decodes two msgpack blobs per doc, and srsly looks up its
-    decoders' entry points for each: a scan of every installed distribution,
-    half the time of reading a corpus. Within this block they are looked up
-    once, up front."""
+    """A DocBin decodes two msgpack blobs per doc, and for each srsly looks up
+    its decoders: a scan of every installed distribution's entry points and
+    of every function registered with catalogue, most of the time of reading
+    a corpus. Within this block they are looked up once, up front."""
     decoders = srsly.msgpack_decoders
-    if not decoders.entry_points:
+    if "get_all" in vars(decoders):
         yield
         return
-    for name, decoder in decoders.get_entry_points().items():
-        decoders.register(name, func=decoder)
-    decoders.entry_points = False
+    found = decoders.get_all()
+    decoders.get_all = lambda: found
     try:
         yield
     finally:
-        decoders.entry_points = True
+        del decoders.get_all
 
 
 def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
