@@ -103,6 +103,29 @@ def test_distance_limit_and_overlapping_candidates(trained):
     assert probs.shape == (10, len(pipe.relation_labels)) and numpy.isfinite(probs).all()
 
 
+def test_training_pairs_are_capped_keeping_every_gold_pair(trained):
+    nlp, examples, _, _ = trained
+    pipe = nlp.get_pipe("ner_re")
+    eg = next(eg for eg in examples if len(eg.reference.ents) >= 3)
+    gold = [(e.start, e.end, e.label_) for e in eg.reference.ents]
+    spurious = [(i, i + 1, pipe.entity_labels[0]) for i in range(len(eg.reference)) if all(not s <= i < e for s, e, _ in gold)]
+    rows = lambda pairs: {tuple(row) for row in pairs.tolist()}
+    gold_pairs = rows(pipe.candidate_pairs(gold))
+    uncapped = pipe._training_pairs(eg, spurious)
+    try:
+        pipe.cfg["max_training_pairs"] = len(gold_pairs) + 5
+        capped = pipe._training_pairs(eg, spurious)
+        pipe.cfg["max_training_pairs"] = 1
+        only_gold = pipe._training_pairs(eg, spurious)
+    finally:
+        pipe.cfg["max_training_pairs"] = 0
+    assert len(uncapped) > len(capped) == len(gold_pairs) + 5
+    assert gold_pairs < rows(capped) <= rows(uncapped)
+    assert rows(only_gold) == gold_pairs
+    with pytest.raises(ValueError, match="max_training_pairs must be >= 0"):
+        make_nlp(trained[3], max_training_pairs=-1)
+
+
 def test_unseen_relation_label_carries_no_loss(trained):
     nlp, examples, _, _ = trained
     reference = examples[0].reference.copy()

@@ -49,6 +49,7 @@ EntityTuple = Tuple[int, int, str]
         "threshold": 0.5,
         "max_distance": 100,
         "train_entities": "mixed",
+        "max_training_pairs": 0,
         "relations_only": False,
         "entities_weight": 1.0,
         "relations_weight": 1.0,
@@ -73,6 +74,7 @@ def make_ner_re(
     threshold: float,
     max_distance: int,
     train_entities: str,
+    max_training_pairs: int,
     relations_only: bool,
     entities_weight: float,
     relations_weight: float,
@@ -89,6 +91,10 @@ def make_ner_re(
         training: "gold", "predicted" (the entity head's output), or "mixed"
         (both, so the head learns to reject pairs built on wrong entities).
         Inference always uses the predicted entities.
+    max_training_pairs (int): in training, a doc's candidate pairs beyond
+        this many are a random sample, which keeps every pair of two gold
+        entities (0: no limit). Early in training the entity head predicts
+        many spurious entities, and the pairs grow with their square.
     relations_only (bool): take the entities already on doc.ents (from an
         upstream `ner`, rules, or gold) and predict relations only.
     heads_learn_rate_scale (float): the learning rate of the component's own
@@ -97,10 +103,12 @@ def make_ner_re(
     """
     if train_entities not in TRAIN_ENTITIES:
         raise ValueError(f"[{name}] train_entities must be one of {TRAIN_ENTITIES}, not '{train_entities}'")
+    if max_training_pairs < 0:
+        raise ValueError(f"[{name}] max_training_pairs must be >= 0 (0: no limit), not {max_training_pairs}")
     return NerRe(
         nlp.vocab, model, name, threshold=threshold, max_distance=max_distance,
-        train_entities=train_entities, relations_only=relations_only,
-        entities_weight=entities_weight, relations_weight=relations_weight,
+        train_entities=train_entities, max_training_pairs=max_training_pairs,
+        relations_only=relations_only, entities_weight=entities_weight, relations_weight=relations_weight,
         heads_learn_rate_scale=heads_learn_rate_scale, scorer=scorer,
     )
 
@@ -120,6 +128,7 @@ class NerRe(MultiTaskPipe):
         threshold: float = 0.5,
         max_distance: int = 100,
         train_entities: str = "mixed",
+        max_training_pairs: int = 0,
         relations_only: bool = False,
         entities_weight: float = 1.0,
         relations_weight: float = 1.0,
@@ -136,6 +145,7 @@ class NerRe(MultiTaskPipe):
             "threshold": threshold,
             "max_distance": max_distance,
             "train_entities": train_entities,
+            "max_training_pairs": max_training_pairs,
             "relations_only": relations_only,
             "entities_weight": entities_weight,
             "relations_weight": relations_weight,
@@ -184,6 +194,11 @@ class NerRe(MultiTaskPipe):
         self.model.initialize(X=[eg.reference for eg in islice(get_examples(), 10)])
 
     @property
+    def entity_type_ids(self) -> Dict[str, int]:
+        """Entity label -> type id of the relation head; 0 is unknown."""
+        return {label: i + 1 for i, label in enumerate(self.entity_labels)}
+
+    @property
     def tag_names(self) -> List[str]:
         return biluo_tag_names(self.entity_labels)
 
@@ -191,7 +206,7 @@ class NerRe(MultiTaskPipe):
 
     def candidate_pairs(self, entities: List[EntityTuple]) -> numpy.ndarray:
         """Ordered pairs of distinct entities at most max_distance tokens apart."""
-        type_ids = {label: i + 1 for i, label in enumerate(self.entity_labels)}
+        type_ids = self.entity_type_ids
         rows = []
         for head in entities:
             for tail in entities:
@@ -285,8 +300,24 @@ class NerRe(MultiTaskPipe):
     def training_entities_mode(self) -> str:
         return "gold" if self.cfg["relations_only"] else self.cfg["train_entities"]
 
-    def _training_entities(self, eg: Example, predicted: List[EntityTuple]) -> List[EntityTuple]:
+    def _training_pairs(self, eg: Example, predicted: List[EntityTuple]) -> numpy.ndarray:
         gold = aligned_spans(eg, eg.reference.ents)
+        pairs = self.candidate_pairs(self._training_entities(gold, predicted))
+        limit = self.cfg.get("max_training_pairs", 0)
+        if not limit or len(pairs) <= limit:
+            return pairs
+        type_ids = self.entity_type_ids
+        gold_keys = {(start, end, type_ids.get(label, 0)) for start, end, label in gold}
+        both_gold = numpy.asarray(
+            [(hs, he, ht) in gold_keys and (ts, te, tt) in gold_keys for hs, he, ht, ts, te, tt in pairs.tolist()],
+            dtype=bool,
+        )
+        others = numpy.flatnonzero(~both_gold)
+        n_sampled = min(max(limit - int(both_gold.sum()), 0), len(others))
+        keep = numpy.concatenate([numpy.flatnonzero(both_gold), numpy.random.choice(others, n_sampled, replace=False)])
+        return pairs[numpy.sort(keep)]
+
+    def _training_entities(self, gold: List[EntityTuple], predicted: List[EntityTuple]) -> List[EntityTuple]:
         mode = self.training_entities_mode
         if mode == "gold":
             return gold
@@ -310,8 +341,7 @@ class NerRe(MultiTaskPipe):
                 pairs.append(numpy.zeros((0, PAIR_COLUMNS), dtype="int32"))
                 targets.append(numpy.zeros((0, len(self.relation_labels)), dtype="float32"))
                 continue
-            entities = self._training_entities(eg, predicted[i] if predicted else [])
-            doc_pairs = self.candidate_pairs(entities)
+            doc_pairs = self._training_pairs(eg, predicted[i] if predicted else [])
             pairs.append(doc_pairs)
             targets.append(self._relation_targets(eg, doc_pairs))
         n_pairs = sum(len(p) for p in pairs)
@@ -325,7 +355,7 @@ class NerRe(MultiTaskPipe):
         return loss / n_pairs, d_tokvecs
 
     def _relation_targets(self, eg: Example, pairs: numpy.ndarray) -> numpy.ndarray:
-        type_ids = {label: i + 1 for i, label in enumerate(self.entity_labels)}
+        type_ids = self.entity_type_ids
         label_ids = {label: i for i, label in enumerate(self.relation_labels)}
         gold = {}
         for rel in eg.reference._.relations:
