@@ -109,7 +109,10 @@ def test_training_pairs_are_capped_keeping_every_gold_pair(trained):
     eg = next(eg for eg in examples if len(eg.reference.ents) >= 3)
     gold = [(e.start, e.end, e.label_) for e in eg.reference.ents]
     spurious = [(i, i + 1, pipe.entity_labels[0]) for i in range(len(eg.reference)) if all(not s <= i < e for s, e, _ in gold)]
-    rows = lambda pairs: {tuple(row) for row in pairs.tolist()}
+
+    def rows(pairs):
+        return {tuple(row) for row in pairs.tolist()}
+
     gold_pairs = rows(pipe.candidate_pairs(gold))
     uncapped = pipe._training_pairs(eg, spurious)
     try:

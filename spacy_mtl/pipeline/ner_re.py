@@ -301,6 +301,8 @@ class NerRe(MultiTaskPipe):
         return "gold" if self.cfg["relations_only"] else self.cfg["train_entities"]
 
     def _training_pairs(self, eg: Example, predicted: List[EntityTuple]) -> numpy.ndarray:
+        """A doc's candidate pairs in training; beyond max_training_pairs,
+        every pair of two gold entities and a random sample of the rest."""
         gold = aligned_spans(eg, eg.reference.ents)
         pairs = self.candidate_pairs(self._training_entities(gold, predicted))
         limit = self.cfg.get("max_training_pairs", 0)
