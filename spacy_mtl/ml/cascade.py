@@ -242,8 +242,8 @@ def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     _, outputs = inputs_outputs
     # Scores leave in float32: under mixed precision they come out of the
     # module as float16, where the loss's log(p + EPSILON) underflows to -inf.
-    outputs = {name: tensor if name == USED_HEADS else tensor.float() for name, tensor in outputs.items()}
-    converted = {name: torch2xp(tensor.detach() if name == USED_HEADS else tensor) for name, tensor in outputs.items()}
+    outputs = {name: tensor.detach() if name == USED_HEADS else tensor.float() for name, tensor in outputs.items()}
+    converted = {name: torch2xp(tensor) for name, tensor in outputs.items()}
     differentiable = [name for name in outputs if name != USED_HEADS]
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> ArgsKwargs:

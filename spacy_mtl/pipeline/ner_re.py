@@ -305,7 +305,7 @@ class NerRe(MultiTaskPipe):
         every pair of two gold entities and a random sample of the rest."""
         gold = aligned_spans(eg, eg.reference.ents)
         pairs = self.candidate_pairs(self._training_entities(gold, predicted))
-        limit = self.cfg.get("max_training_pairs", 0)
+        limit = self.cfg["max_training_pairs"]
         if not limit or len(pairs) <= limit:
             return pairs
         type_ids = self.entity_type_ids
