@@ -8,6 +8,11 @@ longest doc, in spaCy tokens).
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
     python scripts/train_speed.py configs/all_gpu.cfg --gpu-id 0 --output metrics/train_speed_gpu.json
+    python scripts/train_speed.py configs/all_trf.cfg --weights training/all_trf/model-last
+
+The first steps of a run cost more than later ones (an untrained entity
+head proposes many spurious entities, so many relation candidates):
+`--weights` times steps that continue from a trained pipeline's weights.
 """
 import json
 import time
@@ -16,7 +21,7 @@ from typing import List
 
 import typer
 from spacy.cli._util import parse_config_overrides, setup_gpu
-from spacy.schemas import ConfigSchemaTraining
+from spacy.schemas import ConfigSchemaInit, ConfigSchemaTraining
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import create_train_batches, subdivide_batch
@@ -36,11 +41,19 @@ def main(
     warmup: int = typer.Option(4, help="Steps to take first, untimed"),
     gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
     output: Path = typer.Option(None, help="Write the numbers as JSON here"),
+    weights: Path = typer.Option(None, exists=True, file_okay=False, help="Start from this trained pipeline's weights"),
 ):
     overrides = parse_config_overrides(ctx.args)
     setup_gpu(gpu_id)
     nlp = init_nlp(load_config(config_path, overrides=overrides, interpolate=False), use_gpu=gpu_id)
     config = nlp.config.interpolate()
+    if weights is not None:
+        nlp.from_disk(weights)
+        # Loading replaces the encoder's parameters: set up what
+        # [initialize.after_init] set up for training (frozen parameters).
+        after_init = registry.resolve(config["initialize"], schema=ConfigSchemaInit)["after_init"]
+        if after_init is not None:
+            after_init(nlp)
     T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     (train_corpus,) = resolve_dot_names(config, [T["train_corpus"]])
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
@@ -72,6 +85,7 @@ def main(
         result = {
             "config": str(config_path),
             "overrides": overrides,
+            "weights": None if weights is None else str(weights),
             "steps": steps,
             "warmup": warmup,
             "seconds_per_step": round(seconds / steps, 4),
