@@ -105,7 +105,7 @@ def main(
     train_path: Path = typer.Option(Path("corpus/snips_train.spacy"), "--train", exists=True, dir_okay=False),
     dev_path: Path = typer.Option(Path("corpus/snips_dev.spacy"), "--dev", exists=True, dir_okay=False),
     layer: int = typer.Option(6, help="Hidden state to read: 0 = embeddings, 6 = last layer of MiniLM"),
-    hidden_width: int = typer.Option(0, help="Width of the tagger's hidden layer (0: a linear tagger)"),
+    hidden_width: int = typer.Option(0, min=0, help="Width of the tagger's hidden layer (0: a linear tagger)"),
     epochs: int = typer.Option(8),
     seed: int = typer.Option(0),
 ):
