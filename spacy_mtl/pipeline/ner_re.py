@@ -308,12 +308,8 @@ class NerRe(MultiTaskPipe):
         limit = self.cfg["max_training_pairs"]
         if not limit or len(pairs) <= limit:
             return pairs
-        type_ids = self.entity_type_ids
-        gold_keys = {(start, end, type_ids.get(label, 0)) for start, end, label in gold}
-        both_gold = numpy.asarray(
-            [(hs, he, ht) in gold_keys and (ts, te, tt) in gold_keys for hs, he, ht, ts, te, tt in pairs.tolist()],
-            dtype=bool,
-        )
+        gold_pairs = {tuple(row) for row in self.candidate_pairs(gold).tolist()}
+        both_gold = numpy.asarray([tuple(row) in gold_pairs for row in pairs.tolist()], dtype=bool)
         others = numpy.flatnonzero(~both_gold)
         n_sampled = min(max(limit - int(both_gold.sum()), 0), len(others))
         keep = numpy.concatenate([numpy.flatnonzero(both_gold), numpy.random.choice(others, n_sampled, replace=False)])
