@@ -173,3 +173,46 @@ def test_last_listener_backprops_on_a_batch_without_its_labels(tiny_bert, last_l
     # gradient down; measure the second.
     update(nlp, tags_only, Adam(0.001))
     assert encoder_change(nlp, tags_only) > 0
+
+
+def heads_gradient(pipe) -> numpy.ndarray:
+    """The gradients of a component's own parameters (a copy): thinc
+    parameters, and those of PyTorch modules it wraps."""
+    grads = [node.get_grad(name).ravel() for node in pipe.model.walk() for name in node.param_names if node.has_grad(name)]
+    for node in pipe.model.walk():
+        for shim in node.shims:
+            grads += [p.grad.detach().cpu().numpy().ravel() for p in shim._model.parameters() if p.grad is not None]
+    return numpy.concatenate(grads)
+
+
+@pytest.mark.parametrize("name", ["slot_intent", "ner_re", "cascade"])
+def test_encoder_gradient_scale_reaches_the_encoder_only(tiny_bert, last_listener_cases, name):
+    """gradnorm's scale multiplies what a component sends to the encoder
+    (DESIGN.md rule 4), not its heads' gradients; the recorded norm is the
+    one before scaling."""
+    config, init_docs = last_listener_cases[name]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(tiny_bert)}})
+    pipe = nlp.add_pipe(name, config={"model": config} if config else {})
+    nlp.initialize(lambda: examples_for(nlp, init_docs))
+    examples = examples_for(nlp, init_docs)
+    update(nlp, examples, Adam(0.001))  # zero-initialized layers get weights
+    results = {}
+    for scale in (1.0, 2.5):
+        pipe.encoder_gradient_scale = scale
+        for node in pipe.model.walk():
+            for shim in node.shims:
+                shim._model.zero_grad(set_to_none=True)
+            for param in node.param_names:
+                if node.has_grad(param):
+                    node.set_grad(param, node.ops.alloc(node.get_grad(param).shape))
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            encoder = encoder_gradient(nlp, examples)
+        results[scale] = (encoder, heads_gradient(pipe), pipe.last_encoder_gradient_norm)
+    pipe.encoder_gradient_scale = 1.0
+    (encoder, heads, norm), (scaled_encoder, scaled_heads, scaled_norm) = results[1.0], results[2.5]
+    assert numpy.abs(encoder).sum() > 0 and norm > 0
+    numpy.testing.assert_allclose(scaled_encoder, 2.5 * encoder, rtol=1e-4, atol=1e-7)
+    numpy.testing.assert_allclose(scaled_heads, heads, rtol=1e-5, atol=1e-8)
+    assert scaled_norm == pytest.approx(norm, rel=1e-5)

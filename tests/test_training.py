@@ -231,10 +231,41 @@ def test_spacy_train_with_uncertainty_weighting_logs_heads(tiny_bert, snips_docs
     fill_config(config_path, base_path, silent=True)
     overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
     train(config_path, tmp_path / "out", overrides=overrides)
-    heads_lines = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("heads:")]
+    output = capsys.readouterr().out.splitlines()
+    heads_lines = [line for line in output if line.strip().startswith("heads:")]
     assert len(heads_lines) == 3  # evaluations at steps 0, 3 and 6
     last = heads_lines[-1]
     assert "slot_intent:slots loss" in last and "slot_intent:intent loss" in last
     weights = [float(part.rsplit("weight ", 1)[1]) for part in last.split(";")]
     # The configured 2.0 and 1.0, times exp(-s_t) that moved away from 1.
     assert weights[0] != 2.0 and weights[1] != 1.0
+    encoder_lines = [line for line in output if line.strip().startswith("encoder:")]
+    assert len(encoder_lines) == 3
+    assert float(encoder_lines[-1].split("grad norm ")[1].split()[0]) > 0
+    assert encoder_lines[-1].endswith("scale 1.000")  # one component: nothing to balance
+
+
+def test_gradnorm_scales_encoder_gradients_to_their_geometric_mean():
+    weighting = LossWeighting("gradnorm", norm_decay=0.5)
+    for _ in range(30):
+        scales = weighting.update_encoder_gradient_scales({"big": 8.0, "small": 2.0, "idle": None})
+    # The running norms reach 8 and 2; their geometric mean is 4.
+    assert scales == pytest.approx({"big": 0.5, "small": 2.0})
+    # A step without gold for a component leaves its running norm as it was.
+    assert weighting.update_encoder_gradient_scales({"big": None, "small": 2.0}) == pytest.approx(scales)
+
+
+def test_gradnorm_scales_are_capped():
+    weighting = LossWeighting("gradnorm", max_scale=10.0)
+    scales = weighting.update_encoder_gradient_scales({"loud": 10_000.0, "quiet": 1.0})
+    assert scales == pytest.approx({"loud": 0.1, "quiet": 10.0})
+    assert LossWeighting("gradnorm").update_encoder_gradient_scales({"alone": 3.0}) == {}
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"norm_decay": 1.0}, "norm_decay must be in \\[0, 1\\), got 1.0"),
+    ({"max_scale": 0.5}, "max_scale must be >= 1, got 0.5"),
+])
+def test_gradnorm_settings_are_checked(setting, message):
+    with pytest.raises(ValueError, match=message):
+        LossWeighting("gradnorm", **setting)

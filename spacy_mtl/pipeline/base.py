@@ -1,10 +1,13 @@
 """What every spacy-mtl component shares: heads over one encoder, trained
 on one weighted sum of per-head losses."""
-from typing import Dict, Iterable, List, Optional, Tuple
+from functools import partial
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.pipeline import TrainablePipe
+from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
+from spacy_transformers.layers import TransformerListener
 from thinc.api import Optimizer, set_dropout_rate
 
 from ..ml.optimizers import ScaledOptimizer
@@ -30,6 +33,11 @@ class MultiTaskPipe(TrainablePipe):
     # The unweighted loss of each head with gold in the latest update (for
     # loss weighting): a head without gold in a batch has no loss to observe.
     last_head_losses: Dict[str, float] = {}
+    # The gradient this component sends to the shared encoder is multiplied
+    # by this factor (set by loss weighting; the heads' own gradients are
+    # not), and the norm of that gradient before scaling, in the latest update.
+    encoder_gradient_scale: float = 1.0
+    last_encoder_gradient_norm: Optional[float] = None
 
     @property
     def head_names(self) -> List[str]:
@@ -65,6 +73,7 @@ class MultiTaskPipe(TrainablePipe):
         self.last_head_losses = {
             head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
         }
+        self._intercept_encoder_gradient()
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.
@@ -76,6 +85,25 @@ class MultiTaskPipe(TrainablePipe):
             losses[key] = losses.get(key, 0.0) + loss
         losses[self.name] += self.weighted_loss(head_losses)
         return losses
+
+    def _intercept_encoder_gradient(self) -> None:
+        """Route the gradient that the model's listeners pass upstream through
+        `_encoder_gradient`, which measures and scales it. A listener holds its
+        upstream callback from the transformer's forward pass until the
+        model's backprop calls it."""
+        self.last_encoder_gradient_norm = None
+        for node in self.model.walk():
+            if isinstance(node, (TransformerListener, Tok2VecListener)) and node._backprop is not None:
+                node._backprop = partial(self._encoder_gradient, node._backprop)
+
+    def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
+        arrays = [_encoder_gradient_array(d) for d in d_outputs]
+        squared = sum(float((array**2).sum()) for array in arrays)
+        self.last_encoder_gradient_norm = ((self.last_encoder_gradient_norm or 0.0) ** 2 + squared) ** 0.5
+        if self.encoder_gradient_scale != 1.0:
+            for array in arrays:
+                array *= self.encoder_gradient_scale
+        return upstream(d_outputs, *args, **kwargs)
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Step the component's own parameters (its heads: the shared
@@ -97,3 +125,11 @@ class MultiTaskPipe(TrainablePipe):
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
 
+
+def _encoder_gradient_array(d_output):
+    """The array inside one doc's gradient to a listener: a transformer's
+    last hidden state, or a tok2vec's token vectors."""
+    model_output = getattr(d_output, "model_output", None)
+    if model_output is None:
+        return d_output
+    return model_output.last_hidden_state

@@ -14,6 +14,11 @@ factor from a strategy:
 - "dwa": dynamic weight averaging, Liu et al. 2019: factors
   T * softmax(r_t / temperature) with r_t = L_t(e-1) / L_t(e-2), the ratio
   of a task's mean losses over the two previous epochs.
+- "gradnorm": GradNorm (Chen et al. 2018) with alpha = 0, in closed form:
+  the gradient each component sends to the encoder is scaled so that its
+  running norm is the geometric mean of all components' running norms. It
+  acts per component, not per head: a component's heads reach the encoder
+  through one gradient. The head weights stay as configured.
 """
 import math
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -21,22 +26,22 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from spacy.language import Language
 from spacy.util import registry
 
-STRATEGIES = ("static", "uncertainty", "dwa")
+STRATEGIES = ("static", "uncertainty", "dwa", "gradnorm")
 
 # "component:head", the key of a head's loss in the training losses.
 HeadKey = str
 
 
-def multitask_heads(nlp: Language) -> List[Tuple[HeadKey, Any, str]]:
-    """(key, component, head) of every head of every spacy-mtl component."""
+def multitask_pipes(nlp: Language) -> List[Tuple[str, Any]]:
+    """(name, component) of every spacy-mtl component."""
     from ..pipeline.base import MultiTaskPipe
 
-    heads = []
-    for name, pipe in nlp.pipeline:
-        if isinstance(pipe, MultiTaskPipe):
-            for head in pipe.head_names:
-                heads.append((f"{name}:{head}", pipe, head))
-    return heads
+    return [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, MultiTaskPipe)]
+
+
+def multitask_heads(nlp: Language) -> List[Tuple[HeadKey, Any, str]]:
+    """(key, component, head) of every head of every spacy-mtl component."""
+    return [(f"{name}:{head}", pipe, head) for name, pipe in multitask_pipes(nlp) for head in pipe.head_names]
 
 
 @registry.callbacks("spacy_mtl.loss_weighting.v1")
@@ -45,22 +50,49 @@ def create_loss_weighting(
     schedules: Dict[HeadKey, Any] = {},
     learn_rate: float = 0.01,
     temperature: float = 2.0,
+    norm_decay: float = 0.95,
+    max_scale: float = 10.0,
 ) -> "LossWeighting":
-    """For [training.before_update]. strategy: static, uncertainty or dwa.
-    schedules: "component:head" -> a schedule over steps, multiplied in.
+    """For [training.before_update]. strategy: static, uncertainty, dwa or
+    gradnorm. schedules: "component:head" -> a schedule over steps, multiplied in.
     learn_rate: of the uncertainty parameters s_t.
-    temperature: of dynamic weight averaging."""
-    return LossWeighting(strategy, schedules=schedules, learn_rate=learn_rate, temperature=temperature)
+    temperature: of dynamic weight averaging.
+    norm_decay: of gradnorm's running gradient norms (per step with gold).
+    max_scale: gradnorm's scales stay within [1 / max_scale, max_scale]."""
+    return LossWeighting(
+        strategy,
+        schedules=schedules,
+        learn_rate=learn_rate,
+        temperature=temperature,
+        norm_decay=norm_decay,
+        max_scale=max_scale,
+    )
 
 
 class LossWeighting:
-    def __init__(self, strategy: str, *, schedules: Dict[HeadKey, Any] = {}, learn_rate: float = 0.01, temperature: float = 2.0):
+    def __init__(
+        self,
+        strategy: str,
+        *,
+        schedules: Dict[HeadKey, Any] = {},
+        learn_rate: float = 0.01,
+        temperature: float = 2.0,
+        norm_decay: float = 0.95,
+        max_scale: float = 10.0,
+    ):
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown loss weighting strategy '{strategy}'; choose one of {STRATEGIES}")
+        if not 0.0 <= norm_decay < 1.0:
+            raise ValueError(f"norm_decay must be in [0, 1), got {norm_decay}")
+        if max_scale < 1.0:
+            raise ValueError(f"max_scale must be >= 1, got {max_scale}")
         self.strategy = strategy
         self.schedules = dict(schedules)
         self.learn_rate = learn_rate
         self.temperature = temperature
+        self.norm_decay = norm_decay
+        self.max_scale = max_scale
+        self.encoder_gradient_norms: Dict[str, float] = {}  # running, per component
         self.base: Dict[HeadKey, float] = {}
         self.log_variances: Dict[HeadKey, float] = {}  # s_t of uncertainty weighting
         self._adam: Dict[HeadKey, Tuple[float, float, int]] = {}
@@ -78,6 +110,13 @@ class LossWeighting:
         self.factors = self.update_factors(losses, args.get("epoch", 0))
         for key, pipe, head in heads:
             pipe.cfg[f"{head}_weight"] = self.base[key] * self.factors.get(key, 1.0) * self._scheduled(key, args.get("step", 0))
+        if self.strategy == "gradnorm":
+            pipes = multitask_pipes(nlp)
+            # A component without gold in the last batch sent a zero gradient.
+            norms = {name: pipe.last_encoder_gradient_norm for name, pipe in pipes if pipe.last_head_losses}
+            scales = self.update_encoder_gradient_scales(norms)
+            for name, pipe in pipes:
+                pipe.encoder_gradient_scale = scales.get(name, 1.0)
 
     def update_factors(self, losses: Dict[HeadKey, float], epoch: int) -> Dict[HeadKey, float]:
         """The strategy's factor per head, given the losses of the last step."""
@@ -90,6 +129,19 @@ class LossWeighting:
                 self.epoch_losses.setdefault(epoch, {}).setdefault(key, []).append(loss)
             return self._dwa_factors(epoch)
         return {}
+
+    def update_encoder_gradient_scales(self, norms: Dict[str, Optional[float]]) -> Dict[str, float]:
+        """gradnorm's scale per component, given the norms of the gradients
+        the components sent to the encoder in the last step."""
+        for name, norm in norms.items():
+            if norm:
+                previous = self.encoder_gradient_norms.get(name, norm)
+                self.encoder_gradient_norms[name] = self.norm_decay * previous + (1.0 - self.norm_decay) * norm
+        running = self.encoder_gradient_norms
+        if len(running) < 2:
+            return {}
+        target = math.exp(_mean(math.log(norm) for norm in running.values()))
+        return {name: min(max(target / norm, 1.0 / self.max_scale), self.max_scale) for name, norm in running.items()}
 
     def _step_log_variance(self, key: HeadKey, loss: float) -> None:
         """One Adam step on s in exp(-s) L + s: gradient 1 - exp(-s) L."""
@@ -130,8 +182,10 @@ def _mean(values: Iterable[float]) -> float:
 
 @registry.loggers("spacy_mtl.ConsoleLogger.v1")
 def create_console_logger(progress_bar: bool = False, console_output: bool = True, output_file: Optional[str] = None) -> Callable:
-    """spaCy's console logger, plus a line per evaluation with every head's
-    loss since the previous one and its current weight."""
+    """spaCy's console logger, plus lines per evaluation with every head's
+    loss since the previous one and its current weight, and the norm of the
+    gradient each component sent to the encoder in the latest step (before
+    its gradnorm scale)."""
     from spacy.training.loggers import console_logger
 
     spacy_logger = console_logger(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
@@ -153,6 +207,14 @@ def create_console_logger(progress_bar: bool = False, console_output: bool = Tru
                 parts.append(f"{key} loss {loss_text} weight {pipe.cfg[f'{head}_weight']:.3f}")
             if parts:
                 stdout.write("    heads: " + "; ".join(parts) + "\n")
+            encoder_parts = []
+            for name, pipe in multitask_pipes(nlp):
+                # A batch without the component's gold sent a zero gradient.
+                norm = pipe.last_encoder_gradient_norm if pipe.last_head_losses else None
+                norm_text = "-" if norm is None else f"{norm:.3f}"
+                encoder_parts.append(f"{name} grad norm {norm_text} scale {pipe.encoder_gradient_scale:.3f}")
+            if encoder_parts:
+                stdout.write("    encoder: " + "; ".join(encoder_parts) + "\n")
 
         return log_step_with_heads, finalize
 
