@@ -68,12 +68,12 @@ class MultiTaskPipe(TrainablePipe):
             # The transformer skips such a batch too: nothing waits for a backprop.
             return losses
         set_dropout_rate(self.model, drop)
+        self._intercept_encoder_gradient()
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
         self.last_head_losses = {
             head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
         }
-        self._intercept_encoder_gradient()
         # Always backprop, even with all-zero gradients: the last listener of a
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.
@@ -88,9 +88,9 @@ class MultiTaskPipe(TrainablePipe):
 
     def _intercept_encoder_gradient(self) -> None:
         """Route the gradient that the model's listeners pass upstream through
-        `_encoder_gradient`, which measures and scales it. A listener holds its
-        upstream callback from the transformer's forward pass until the
-        model's backprop calls it."""
+        `_encoder_gradient`, which measures and scales it. The upstream
+        component hands each listener its callback before this update runs;
+        a tok2vec listener's forward pass returns that callback itself."""
         self.last_encoder_gradient_norm = None
         for node in self.model.walk():
             if isinstance(node, (TransformerListener, Tok2VecListener)) and node._backprop is not None:
@@ -98,7 +98,8 @@ class MultiTaskPipe(TrainablePipe):
 
     def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
         arrays = [_encoder_gradient_array(d) for d in d_outputs]
-        squared = sum(float((array**2).sum()) for array in arrays)
+        # In float32: a mixed-precision transformer's float16 squares overflow.
+        squared = sum(float((array.astype("float32", copy=False) ** 2).sum()) for array in arrays)
         self.last_encoder_gradient_norm = ((self.last_encoder_gradient_norm or 0.0) ** 2 + squared) ** 0.5
         if self.encoder_gradient_scale != 1.0:
             for array in arrays:
