@@ -175,7 +175,7 @@ def test_last_listener_backprops_on_a_batch_without_its_labels(tiny_bert, last_l
     assert encoder_change(nlp, tags_only) > 0
 
 
-def heads_gradient(pipe) -> numpy.ndarray:
+def own_gradient(pipe) -> numpy.ndarray:
     """The gradients of a component's own parameters (a copy): thinc
     parameters, and those of PyTorch modules it wraps."""
     grads = [node.get_grad(name).ravel() for node in pipe.model.walk() for name in node.param_names if node.has_grad(name)]
@@ -192,6 +192,16 @@ def clear_gradients(pipe) -> None:
         for param in node.param_names:
             if node.has_grad(param):
                 node.set_grad(param, node.ops.alloc(node.get_grad(param).shape))
+
+
+def assert_only_the_encoder_gradient_is_scaled(results) -> None:
+    """results: scale -> (encoder gradient, heads' gradient, recorded norm)."""
+    (encoder, heads, norm), (scaled_encoder, scaled_heads, scaled_norm) = results[1.0], results[2.5]
+    assert numpy.abs(encoder).sum() > 0 and norm > 0
+    # (Threaded float32 sums: a few entries differ in the 4th digit.)
+    numpy.testing.assert_allclose(scaled_encoder, 2.5 * encoder, rtol=1e-3, atol=1e-6)
+    numpy.testing.assert_allclose(scaled_heads, heads, rtol=1e-4, atol=1e-7)
+    assert scaled_norm == pytest.approx(norm, rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ["slot_intent", "ner_re", "cascade"])
@@ -213,14 +223,8 @@ def test_encoder_gradient_scale_reaches_the_encoder_only(tiny_bert, last_listene
         with torch.random.fork_rng():
             torch.manual_seed(0)
             encoder = encoder_gradient(nlp, examples)
-        results[scale] = (encoder, heads_gradient(pipe), pipe.last_encoder_gradient_norm)
-    pipe.encoder_gradient_scale = 1.0
-    (encoder, heads, norm), (scaled_encoder, scaled_heads, scaled_norm) = results[1.0], results[2.5]
-    assert numpy.abs(encoder).sum() > 0 and norm > 0
-    # (Threaded float32 sums: a few entries differ in the 4th digit.)
-    numpy.testing.assert_allclose(scaled_encoder, 2.5 * encoder, rtol=1e-3, atol=1e-6)
-    numpy.testing.assert_allclose(scaled_heads, heads, rtol=1e-4, atol=1e-7)
-    assert scaled_norm == pytest.approx(norm, rel=1e-5)
+        results[scale] = (encoder, own_gradient(pipe), pipe.last_encoder_gradient_norm)
+    assert_only_the_encoder_gradient_is_scaled(results)
 
 
 def test_encoder_gradient_scale_reaches_a_tok2vec_encoder(snips_docs):
@@ -238,10 +242,19 @@ def test_encoder_gradient_scale_reaches_a_tok2vec_encoder(snips_docs):
         clear_gradients(tok2vec)
         clear_gradients(pipe)
         nlp.update(examples, sgd=False, drop=0.0)
-        results[scale] = (heads_gradient(tok2vec), heads_gradient(pipe), pipe.last_encoder_gradient_norm)
-    (encoder, heads, norm), (scaled_encoder, scaled_heads, scaled_norm) = results[1.0], results[2.5]
-    assert numpy.abs(encoder).sum() > 0 and norm > 0
-    # (float32 sums over the embedding rows: a few differ in the 4th digit.)
-    numpy.testing.assert_allclose(scaled_encoder, 2.5 * encoder, rtol=1e-3, atol=1e-6)
-    numpy.testing.assert_allclose(scaled_heads, heads, rtol=1e-4, atol=1e-7)
-    assert scaled_norm == pytest.approx(norm, rel=1e-5)
+        results[scale] = (own_gradient(tok2vec), own_gradient(pipe), pipe.last_encoder_gradient_norm)
+    assert_only_the_encoder_gradient_is_scaled(results)
+
+
+def test_gradnorm_sets_each_components_scale_from_batches_with_its_gold():
+    nlp = spacy.blank("en")
+    slot_intent, ner_re = nlp.add_pipe("slot_intent"), nlp.add_pipe("ner_re")
+    weighting = LossWeighting("gradnorm", norm_decay=0.0)
+    slot_intent.last_head_losses, slot_intent.last_encoder_gradient_norm = {"slots": 1.0}, 1.0
+    ner_re.last_head_losses, ner_re.last_encoder_gradient_norm = {"relations": 1.0}, 4.0
+    weighting(nlp, {"step": 0, "epoch": 0})
+    assert (slot_intent.encoder_gradient_scale, ner_re.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
+    # A batch without ner_re's gold (its zero gradient) is no observation.
+    ner_re.last_head_losses, ner_re.last_encoder_gradient_norm = {}, 0.0
+    weighting(nlp, {"step": 1, "epoch": 0})
+    assert (slot_intent.encoder_gradient_scale, ner_re.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
