@@ -14,8 +14,9 @@ factor from a strategy:
 - "dwa": dynamic weight averaging, Liu et al. 2019: factors
   T * softmax(r_t / temperature) with r_t = L_t(e-1) / L_t(e-2), the ratio
   of a task's mean losses over the two previous epochs.
-- "gradnorm": GradNorm (Chen et al. 2018) with alpha = 0, in closed form:
-  the gradient each component sends to the encoder is scaled so that its
+- "gradnorm": the aim of GradNorm (Chen et al. 2018) with alpha = 0, equal
+  gradient norms at the encoder, in closed form instead of learned: the
+  gradient each component sends to the encoder is scaled so that its
   running norm is the geometric mean of all components' running norms. It
   acts per component, not per head: a component's heads reach the encoder
   through one gradient. The head weights stay as configured.
