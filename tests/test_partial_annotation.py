@@ -147,9 +147,11 @@ def test_heads_report_losses_only_for_batches_with_their_gold(tiny_bert, last_li
     nlp.initialize(lambda: examples_for(nlp, init_docs))
     update(nlp, examples_for(nlp, init_docs), Adam(0.001))
     assert set(pipe.last_head_losses) == annotated
+    assert pipe.last_encoder_gradient_norm > 0
     words_only = [Doc(nlp.vocab, words=[t.text for t in d]) for d in init_docs]
     update(nlp, examples_for(nlp, words_only), Adam(0.001))
     assert pipe.last_head_losses == {}
+    assert pipe.last_encoder_gradient_norm is None  # a zero gradient is no observation
 
 
 @pytest.mark.parametrize("last", ["slot_intent", "ner_re", "cascade"])

@@ -35,7 +35,9 @@ class MultiTaskPipe(TrainablePipe):
     last_head_losses: Dict[str, float] = {}
     # The gradient this component sends to the shared encoder is multiplied
     # by this factor (set by loss weighting; the heads' own gradients are
-    # not), and the norm of that gradient before scaling, in the latest update.
+    # not), and the norm of that gradient before scaling, in the latest
+    # update: None when that update had no gold for any head (its gradient
+    # was zero, no observation).
     encoder_gradient_scale: float = 1.0
     last_encoder_gradient_norm: Optional[float] = None
 
@@ -78,6 +80,8 @@ class MultiTaskPipe(TrainablePipe):
         # shared transformer is the one that runs its backward pass, for the
         # gradients of every component.
         backprop(gradients)
+        if not self.last_head_losses:
+            self.last_encoder_gradient_norm = None
         if sgd is not None:
             self.finish_update(sgd)
         for head, loss in head_losses.items():

@@ -113,8 +113,7 @@ class LossWeighting:
             pipe.cfg[f"{head}_weight"] = self.base[key] * self.factors.get(key, 1.0) * self._scheduled(key, args.get("step", 0))
         if self.strategy == "gradnorm":
             pipes = multitask_pipes(nlp)
-            # A component without gold in the last batch sent a zero gradient.
-            norms = {name: pipe.last_encoder_gradient_norm for name, pipe in pipes if pipe.last_head_losses}
+            norms = {name: pipe.last_encoder_gradient_norm for name, pipe in pipes}
             scales = self.update_encoder_gradient_scales(norms)
             for name, pipe in pipes:
                 pipe.encoder_gradient_scale = scales.get(name, 1.0)
@@ -210,8 +209,7 @@ def create_console_logger(progress_bar: bool = False, console_output: bool = Tru
                 stdout.write("    heads: " + "; ".join(parts) + "\n")
             encoder_parts = []
             for name, pipe in multitask_pipes(nlp):
-                # A batch without the component's gold sent a zero gradient.
-                norm = pipe.last_encoder_gradient_norm if pipe.last_head_losses else None
+                norm = pipe.last_encoder_gradient_norm
                 norm_text = "-" if norm is None else f"{norm:.3f}"
                 encoder_parts.append(f"{name} grad norm {norm_text} scale {pipe.encoder_gradient_scale:.3f}")
             if encoder_parts:
