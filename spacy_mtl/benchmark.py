@@ -4,7 +4,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import spacy
 from spacy.language import Language
@@ -82,16 +82,23 @@ def benchmark(
     *,
     batch_size: int = 64,
     n_runs: int = 3,
-    warmup_texts: int = 64,
+    warmup_texts: Optional[int] = None,
     transformer_only: bool = False,
 ) -> Dict:
     """Words per second of the pipelines run one after another on the same
-    texts (median of n_runs after a warm-up), and the process's peak memory."""
+    texts (median of n_runs after a warm-up), and the process's peak memory.
+
+    The warm-up runs warmup_texts texts; by default 64 on a CPU and all of
+    them on a GPU, where each batch shape met for the first time costs the
+    choice of its kernels (with 64 texts, the first timed run was up to four
+    times slower than the others)."""
     pipelines = [spacy.load(model) for model in models]
     if transformer_only:
         for nlp in pipelines:
             nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "transformer"])
     n_words = words_in(list(pipelines[0].tokenizer.pipe(texts)))
+    if warmup_texts is None:
+        warmup_texts = len(texts) if on_gpu() else 64
     time_pipelines(pipelines, texts[:warmup_texts], batch_size)
     seconds = [time_pipelines(pipelines, texts, batch_size) for _ in range(n_runs)]
     speeds = [n_words / s for s in seconds]

@@ -9,12 +9,15 @@ longest doc, in spaCy tokens).
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
     python scripts/train_speed.py configs/all_gpu.cfg --gpu-id 0 --output metrics/train_speed_gpu.json
     python scripts/train_speed.py configs/all_trf.cfg --weights training/all_trf/model-last
+    python scripts/train_speed.py configs/all_trf.cfg --profile metrics/train_steps.prof
 
 The first steps of a run cost more than later ones (an untrained entity
 head proposes many spurious entities, so many relation candidates):
 `--weights` times steps that continue from a trained pipeline's weights.
 """
+import cProfile
 import json
+import pstats
 import time
 from pathlib import Path
 from typing import List
@@ -42,6 +45,8 @@ def main(
     gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
     output: Path = typer.Option(None, help="Write the numbers as JSON here"),
     weights: Path = typer.Option(None, exists=True, file_okay=False, help="Start from this trained pipeline's weights"),
+    profile: Path = typer.Option(None, help="Profile further steps after the timed ones; write the stats (pstats) here"),
+    profile_steps_count: int = typer.Option(8, "--profile-steps", help="Steps to profile with --profile"),
 ):
     overrides = parse_config_overrides(ctx.args)
     setup_gpu(gpu_id)
@@ -62,13 +67,7 @@ def main(
         if i == warmup + steps:
             break
         start = time.perf_counter()
-        parts = list(subdivide_batch(batch, T["accumulate_gradient"]))
-        for part in parts:
-            nlp.update(part, drop=T["dropout"], sgd=False)
-        for _, component in nlp.pipeline:
-            if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
-                component.finish_update(T["optimizer"])
-        synchronize_gpu()
+        parts = take_step(nlp, batch, T)
         if i >= warmup:
             seconds += time.perf_counter() - start
             words += sum(len(eg) for eg in batch)
@@ -95,6 +94,34 @@ def main(
         }
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=2) + "\n")
+    if profile is not None:
+        profile_steps(nlp, batches, T, profile_steps_count, profile)
+
+
+def take_step(nlp, batch: List[Example], T) -> List[List[Example]]:
+    """One optimizer step as spaCy's training loop takes it; returns the
+    parts the batch was split into for gradient accumulation."""
+    parts = list(subdivide_batch(batch, T["accumulate_gradient"]))
+    for part in parts:
+        nlp.update(part, drop=T["dropout"], sgd=False)
+    for _, component in nlp.pipeline:
+        if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
+            component.finish_update(T["optimizer"])
+    synchronize_gpu()
+    return parts
+
+
+def profile_steps(nlp, batches, T, n_steps: int, path: Path) -> None:
+    """Take n_steps more steps under cProfile (after the timed ones, so the
+    profiler's overhead stays out of the timings); print and save the stats."""
+    profiler = cProfile.Profile()
+    for _, (_, batch) in zip(range(n_steps), batches):
+        profiler.runcall(take_step, nlp, batch, T)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(str(path))
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(30)
 
 
 def padded_size(examples: List[Example]) -> int:
