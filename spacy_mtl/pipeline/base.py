@@ -102,8 +102,7 @@ class MultiTaskPipe(TrainablePipe):
 
     def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
         arrays = [_encoder_gradient_array(d) for d in d_outputs]
-        # In float32: a mixed-precision transformer's float16 squares overflow.
-        squared = sum(float((array.astype("float32", copy=False) ** 2).sum()) for array in arrays)
+        squared = _sum_of_squares(self.model.ops, arrays)
         self.last_encoder_gradient_norm = ((self.last_encoder_gradient_norm or 0.0) ** 2 + squared) ** 0.5
         if self.encoder_gradient_scale != 1.0:
             for array in arrays:
@@ -129,6 +128,16 @@ class MultiTaskPipe(TrainablePipe):
 
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
+
+
+def _sum_of_squares(ops, arrays: List) -> float:
+    """One dot product over all the docs' arrays: on a GPU, one small
+    operation per doc and a read-back each would cost more than the sum.
+    In float32, as a mixed-precision transformer's float16 squares overflow."""
+    if not arrays:
+        return 0.0
+    flat = ops.xp.concatenate([array.ravel() for array in arrays]).astype("float32", copy=False)
+    return float(flat @ flat)
 
 
 def _encoder_gradient_array(d_output):
