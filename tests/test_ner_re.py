@@ -215,3 +215,46 @@ def test_casing_tells_apart_what_an_uncased_encoder_cannot(tmp_path_factory, cas
 def test_casing_width_error_names_the_value():
     with pytest.raises(ValueError, match="width must be an int > 0, got 0"):
         spacy.blank("en").add_pipe("ner_re", config={"model": {"tok2vec": {"@architectures": "spacy_mtl.WithCasing.v1", "width": 0, "tok2vec": LISTENER}}})
+
+
+def test_pair_features_and_gradients_match_each_doc_taken_alone():
+    """The span pair scorer handles a batch's docs together: each pair's
+    features are its spans' mean vectors and type embeddings in its own doc,
+    and each span's gradient spreads evenly over its tokens, in its doc only
+    (docs without tokens or without pairs included)."""
+    from spacy_mtl.ml.ner_re import _pair_features, build_span_pair_scorer
+
+    rng = numpy.random.default_rng(0)
+    width, n_types = 4, 3
+    tokvecs = [rng.normal(size=(n, width)).astype("float32") for n in (6, 0, 3, 5)]
+    pairs = [
+        numpy.asarray([[0, 2, 1, 4, 6, 2], [4, 6, 2, 0, 2, 1], [1, 2, 0, 2, 3, 1]], dtype="int32"),
+        numpy.zeros((0, 6), dtype="int32"),
+        numpy.zeros((0, 6), dtype="int32"),
+        numpy.asarray([[3, 5, 2, 0, 1, 0]], dtype="int32"),
+    ]
+    model = build_span_pair_scorer(type_width=2, nO=2)
+    model.set_dim("n_types", n_types)
+    model.initialize(X=(tokvecs, pairs))
+    table = model.get_param("type_embedding")
+    features, backprop = _pair_features(model, tokvecs, pairs)
+
+    rows, expected_d_tokvecs, expected_d_table = [], [numpy.zeros_like(X) for X in tokvecs], numpy.zeros_like(table)
+    d_features = rng.normal(size=features.shape).astype("float32")
+    for X, P, d_X in zip(tokvecs, pairs, expected_d_tokvecs):
+        for hs, he, ht, ts, te, tt in P:
+            gap = (min(he, te), max(min(he, te), max(hs, ts)))
+            spans = [(hs, he), (ts, te), gap]
+            means = [X[s:e].sum(axis=0) / max(e - s, 1) for s, e in spans]
+            rows.append(numpy.concatenate(means + [table[ht], table[tt]]))
+            d_row = d_features[len(rows) - 1]
+            for k, (s, e) in enumerate(spans):
+                d_X[s:e] += d_row[k * width : (k + 1) * width] / max(e - s, 1)
+            expected_d_table[ht] += d_row[3 * width : 3 * width + 2]
+            expected_d_table[tt] += d_row[3 * width + 2 :]
+    numpy.testing.assert_allclose(features, numpy.stack(rows), rtol=1e-5, atol=1e-6)
+    d_tokvecs = backprop(d_features)
+    assert [d.shape for d in d_tokvecs] == [X.shape for X in tokvecs]
+    for d, expected in zip(d_tokvecs, expected_d_tokvecs):
+        numpy.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(model.get_grad("type_embedding"), expected_d_table, rtol=1e-5, atol=1e-5)

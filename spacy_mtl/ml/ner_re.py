@@ -1,6 +1,7 @@
 """Entity tagging and relation scoring over one encoder."""
 from typing import Callable, List, Optional, Tuple
 
+import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
@@ -61,42 +62,48 @@ def _pair_forward(model: Model, inputs, is_train: bool) -> Tuple[Floats2d, Calla
 
 
 def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
+    """The features of every doc's pairs, stacked in doc order. All docs are
+    handled in one set of array operations (on a GPU, a dozen operations per
+    doc would cost more than the arithmetic)."""
     ops, xp = model.ops, model.ops.xp
     table = model.get_param("type_embedding")
     width = tokvecs[0].shape[1] if tokvecs else 0
-    rows, saved = [], []
-    for X, P in zip(tokvecs, pairs):
-        P = xp.asarray(P, dtype="int32").reshape(-1, PAIR_COLUMNS)
-        sums = xp.vstack((ops.alloc2f(1, width), xp.cumsum(X, axis=0)))
-        gap_start = xp.minimum(P[:, 1], P[:, 4])
-        gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
-        spans = [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
-        lengths = [xp.maximum(end - start, 1).astype("float32")[:, None] for start, end in spans]
-        means = [(sums[end] - sums[start]) / length for (start, end), length in zip(spans, lengths)]
-        rows.append(xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]]))
-        saved.append((len(X), P, spans, lengths))
-    features = xp.vstack(rows) if rows else ops.alloc2f(0, 3 * width + 2 * table.shape[1])
+    type_width = table.shape[1]
+    host_pairs = [ops.to_numpy(P).reshape(-1, PAIR_COLUMNS) for P in pairs]
+    if not sum(len(P) for P in host_pairs):
+        return ops.alloc2f(0, 3 * width + 2 * type_width), lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
+    P = ops.asarray2i(numpy.concatenate(host_pairs))
+    doc_of_pair = ops.asarray1i(numpy.repeat(numpy.arange(len(host_pairs)), [len(P) for P in host_pairs]))
+    n_tokens = [len(X) for X in tokvecs]
+    # Each doc's prefix sums after a zero row: a span's sum is the difference
+    # of two rows.
+    n_rows = max(n_tokens) + 1
+    sums = ops.alloc3f(len(tokvecs), n_rows, width)
+    sums[:, 1:] = xp.cumsum(ops.pad(tokvecs), axis=1)
+    gap_start = xp.minimum(P[:, 1], P[:, 4])
+    gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
+    spans = [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
+    lengths = [xp.maximum(end - start, 1).astype("float32")[:, None] for start, end in spans]
+    means = [
+        (sums[doc_of_pair, end] - sums[doc_of_pair, start]) / length for (start, end), length in zip(spans, lengths)
+    ]
+    features = xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]])
 
     def backprop(d_features: Floats2d) -> List[Floats2d]:
+        # A span mean spreads its gradient evenly over the span: add it at
+        # the start, remove it at the end, and a cumulative sum fills it in.
+        deltas = ops.alloc2f(len(tokvecs) * n_rows, width)
+        for k, ((start, end), length) in enumerate(zip(spans, lengths)):
+            share = d_features[:, k * width : (k + 1) * width] / length
+            ops.scatter_add(deltas, doc_of_pair * n_rows + start, share)
+            ops.scatter_add(deltas, doc_of_pair * n_rows + end, -share)
+        d_padded = xp.cumsum(deltas.reshape(len(tokvecs), n_rows, width), axis=1)
         d_table = ops.alloc2f(*table.shape)
-        d_tokvecs, offset = [], 0
-        for n_tokens, P, spans, lengths in saved:
-            d = d_features[offset : offset + len(P)]
-            offset += len(P)
-            # A span mean spreads its gradient evenly over the span: add it at
-            # the start, remove it at the end, and a cumulative sum fills it in.
-            deltas = ops.alloc2f(n_tokens + 1, width)
-            for k, ((start, end), length) in enumerate(zip(spans, lengths)):
-                share = d[:, k * width : (k + 1) * width] / length
-                ops.scatter_add(deltas, start, share)
-                ops.scatter_add(deltas, end, -share)
-            d_tokvecs.append(xp.cumsum(deltas, axis=0)[:n_tokens])
-            types = d[:, 3 * width :]
-            type_width = table.shape[1]
-            ops.scatter_add(d_table, P[:, 2], xp.ascontiguousarray(types[:, :type_width]))
-            ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width:]))
+        types = d_features[:, 3 * width :]
+        ops.scatter_add(d_table, P[:, 2], xp.ascontiguousarray(types[:, :type_width]))
+        ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width:]))
         model.inc_grad("type_embedding", d_table)
-        return d_tokvecs
+        return [d_padded[i, :n] for i, n in enumerate(n_tokens)]
 
     return features, backprop
 
