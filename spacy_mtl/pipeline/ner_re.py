@@ -17,7 +17,7 @@ from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
-from .util import EPSILON, aligned_spans, token_cross_entropy
+from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 default_model_config = """
 [model]
@@ -220,7 +220,8 @@ class NerRe(MultiTaskPipe):
     def decode_entities(self, entity_logits: List[Floats2d]) -> List[List[EntityTuple]]:
         tag_names = self.tag_names
         ops = self.model.ops
-        log_probs = [numpy.log(ops.to_numpy(ops.softmax(logits)) + EPSILON) for logits in entity_logits]
+        probs = to_numpy_per_doc(ops, softmax_per_doc(ops, entity_logits))
+        log_probs = [numpy.log(doc_probs + EPSILON) for doc_probs in probs]
         paths = batch_constrained_viterbi(log_probs, *biluo_transitions(tag_names))
         return [biluo_to_spans([tag_names[i] for i in path]) for path in paths]
 

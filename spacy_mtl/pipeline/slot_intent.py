@@ -15,7 +15,7 @@ from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
-from .util import EPSILON, aligned_spans, token_cross_entropy
+from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 default_model_config = """
 [model]
@@ -200,7 +200,7 @@ class SlotIntent(MultiTaskPipe):
             uniform = ops.alloc2f(len(docs), n_intents) + 1.0 / max(n_intents, 1)
             return [ops.alloc2f(0, len(self.tag_names)) for _ in docs], uniform
         slot_logits, intent_logits = self.model.predict(docs)
-        slot_probs = [ops.softmax(logits) for logits in slot_logits]
+        slot_probs = softmax_per_doc(ops, slot_logits)
         multi_label = self.cfg["multi_label"]
         intent_probs = ops.sigmoid(intent_logits) if multi_label else ops.softmax(intent_logits)
         return slot_probs, intent_probs
@@ -209,7 +209,7 @@ class SlotIntent(MultiTaskPipe):
         slot_probs, intent_probs = scores
         intent_probs = self.model.ops.to_numpy(intent_probs)
         tag_names = self.tag_names
-        log_probs = [numpy.log(self.model.ops.to_numpy(probs) + EPSILON) for probs in slot_probs]
+        log_probs = [numpy.log(probs + EPSILON) for probs in to_numpy_per_doc(self.model.ops, slot_probs)]
         paths = batch_constrained_viterbi(log_probs, *bio_transitions(tag_names))
         key = self.cfg["spans_key"]
         for i, (doc, path) in enumerate(zip(docs, paths)):

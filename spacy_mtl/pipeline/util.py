@@ -39,14 +39,35 @@ def token_cross_entropy(
                 target[i], mask[i] = tag_index[tag], 1.0
         targets.append(target)
         masks.append(mask)
-    n_tokens = max(sum(float(m.sum()) for m in masks), 1.0)
-    loss, gradients = 0.0, []
-    for doc_logits, target, mask in zip(logits, targets, masks):
-        probs = ops.softmax(doc_logits)
-        truth = ops.alloc2f(*probs.shape)
-        if len(target):
-            truth[numpy.arange(len(target)), target] = 1.0
-        mask = ops.asarray(mask)[:, None]
-        gradients.append((probs - truth) * mask / n_tokens)
-        loss -= float((ops.xp.log(probs + EPSILON) * truth * mask).sum())
-    return loss / n_tokens, gradients
+    if not logits:
+        return 0.0, []
+    target, mask = numpy.concatenate(targets), numpy.concatenate(masks)
+    n_tokens = max(float(mask.sum()), 1.0)
+    probs = ops.softmax(ops.xp.concatenate(logits))
+    truth = ops.alloc2f(*probs.shape)
+    truth[ops.xp.arange(len(target)), ops.asarray1i(target)] = 1.0
+    mask = ops.asarray2f(mask[:, None])
+    gradient = (probs - truth) * mask / n_tokens
+    loss = -float((ops.xp.log(probs + EPSILON) * truth * mask).sum())
+    return loss / n_tokens, split_by_doc(ops.xp, gradient, logits)
+
+
+def softmax_per_doc(ops: Ops, logits: List[Floats2d]) -> List[Floats2d]:
+    """Each doc's row-wise softmax, computed over all the docs' rows at once:
+    on a GPU, a few operations per doc would cost more than the arithmetic."""
+    if not logits:
+        return []
+    return split_by_doc(ops.xp, ops.softmax(ops.xp.concatenate(logits)), logits)
+
+
+def to_numpy_per_doc(ops: Ops, arrays: List[Floats2d]) -> List[numpy.ndarray]:
+    """Each doc's array on the host, with one copy for all of them."""
+    if not arrays:
+        return []
+    return split_by_doc(numpy, ops.to_numpy(ops.xp.concatenate(arrays)), arrays)
+
+
+def split_by_doc(xp, rows, per_doc: Sequence) -> List:
+    """Split the stacked rows of several docs back into one array (a view)
+    per doc, as long as the docs' arrays in per_doc."""
+    return xp.split(rows, numpy.cumsum([len(array) for array in per_doc])[:-1].tolist())
