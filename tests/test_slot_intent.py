@@ -143,3 +143,35 @@ def parameters(nlp):
     heads = nlp.get_pipe("slot_intent").model
     head_params = [node.get_param(name).ravel() for node in heads.walk() for name in node.param_names if node.has_param(name)]
     return {"heads": numpy.concatenate(head_params).copy(), "transformer": encoder_weights(nlp)}
+
+
+def test_intent_fed_to_slots_matches_each_doc_taken_alone():
+    """Every token of a doc gets its doc's embedded intent distribution
+    appended; backward, each doc's tokens add up their share for its intent
+    (docs without tokens included)."""
+    from thinc.api import Model
+
+    from spacy_mtl.ml.heads import build_soft_label_embedding
+    from spacy_mtl.ml.slot_intent import _feed_intent
+
+    rng = numpy.random.default_rng(0)
+    embedding = build_soft_label_embedding(width=3, nI=4)
+    embedding.initialize()
+    model = Model("feed", lambda model, X, is_train: (X, None), refs={"label_embedding": embedding})
+    model.attrs["multi_label"] = False
+    tokvecs = [rng.normal(size=(n, 5)).astype("float32") for n in (2, 0, 3)]
+    logits = rng.normal(size=(3, 4)).astype("float32")
+    inputs, backprop = _feed_intent(model, tokvecs, logits, is_train=True)
+    probs = numpy.exp(logits) / numpy.exp(logits).sum(axis=1, keepdims=True)
+    intent_vecs = probs @ embedding.get_param("E")
+    for doc_inputs, doc_tokvecs, doc_intent in zip(inputs, tokvecs, intent_vecs):
+        assert doc_inputs.shape == (len(doc_tokvecs), 8)
+        numpy.testing.assert_allclose(doc_inputs[:, :5], doc_tokvecs)
+        numpy.testing.assert_allclose(doc_inputs[:, 5:], numpy.tile(doc_intent, (len(doc_tokvecs), 1)), rtol=1e-5)
+    d_inputs = [rng.normal(size=x.shape).astype("float32") for x in inputs]
+    d_tokvecs, d_logits = backprop(d_inputs)
+    for d, d_in in zip(d_tokvecs, d_inputs):
+        numpy.testing.assert_allclose(d, d_in[:, :5])
+    d_probs = numpy.stack([d[:, 5:].sum(axis=0) for d in d_inputs]) @ embedding.get_param("E").T
+    expected = probs * (d_probs - (d_probs * probs).sum(axis=1, keepdims=True))
+    numpy.testing.assert_allclose(d_logits, expected, rtol=1e-4, atol=1e-6)

@@ -1,6 +1,8 @@
 """Reusable task heads. Each head maps token vectors to logits; the component
 that owns a head turns logits into probabilities, losses and annotations."""
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy
 
 from spacy.util import registry
 from thinc.api import Linear, Maxout, Model, Ops, chain, with_array
@@ -132,3 +134,11 @@ def same_width(ops: Ops, tokvecs: List[Floats2d], bp_encoder: Callable):
         return bp_encoder([d if d.shape == shape else ops.alloc2f(*shape) for d, shape in zip(d_tokvecs, shapes)])
 
     return fixed, backprop
+
+
+def split_by_doc(xp, rows, per_doc: Sequence) -> List:
+    """Split the stacked rows of several docs back into one array (a view)
+    per doc, as long as the docs' arrays in per_doc."""
+    if not per_doc:
+        return []
+    return xp.split(rows, numpy.cumsum([len(array) for array in per_doc])[:-1].tolist())

@@ -2,12 +2,13 @@
 connected (intent distribution -> soft label embedding -> slot head)."""
 from typing import Callable, List, Optional, Tuple
 
+import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from .heads import OUTPUT_LAYER, build_soft_label_embedding, same_width
+from .heads import OUTPUT_LAYER, build_soft_label_embedding, same_width, split_by_doc
 
 SlotIntentOutput = Tuple[List[Floats2d], Floats2d]
 
@@ -86,20 +87,23 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[SlotIntentO
 
 
 def _feed_intent(model: Model, tokvecs: List[Floats2d], intent_logits: Floats2d, is_train: bool):
-    """Append the embedded intent distribution to every token vector."""
-    ops = model.ops
+    """Append the embedded intent distribution to every token vector (all the
+    docs' tokens at once: on a GPU, operations per doc cost more)."""
+    ops, xp = model.ops, model.ops.xp
     multi_label = model.attrs["multi_label"]
     probs = ops.sigmoid(intent_logits) if multi_label else ops.softmax(intent_logits)
     intent_vecs, bp_embed = model.get_ref("label_embedding")(probs, is_train)
-    width = tokvecs[0].shape[1] if tokvecs else 0
-    inputs = [
-        ops.xp.hstack((t, ops.xp.broadcast_to(intent_vecs[i], (len(t), intent_vecs.shape[1]))))
-        for i, t in enumerate(tokvecs)
-    ]
+    if not tokvecs:
+        return [], lambda d_inputs: ([], bp_embed(ops.alloc2f(0, intent_vecs.shape[1])))
+    width = tokvecs[0].shape[1]
+    doc_of_token = ops.asarray1i(numpy.repeat(numpy.arange(len(tokvecs)), [len(t) for t in tokvecs]))
+    inputs = split_by_doc(xp, xp.hstack((xp.concatenate(tokvecs), intent_vecs[doc_of_token])), tokvecs)
 
     def backprop(d_inputs: List[Floats2d]) -> Tuple[List[Floats2d], Floats2d]:
-        d_tokvecs = [ops.xp.ascontiguousarray(d[:, :width]) for d in d_inputs]
-        d_intent_vecs = ops.xp.vstack([d[:, width:].sum(axis=0, keepdims=True) for d in d_inputs])
+        d_stacked = xp.concatenate(d_inputs)
+        d_tokvecs = split_by_doc(xp, xp.ascontiguousarray(d_stacked[:, :width]), d_inputs)
+        d_intent_vecs = ops.alloc2f(len(d_inputs), intent_vecs.shape[1])
+        ops.scatter_add(d_intent_vecs, doc_of_token, xp.ascontiguousarray(d_stacked[:, width:]))
         d_probs = bp_embed(d_intent_vecs)
         if multi_label:
             d_logits = d_probs * probs * (1 - probs)

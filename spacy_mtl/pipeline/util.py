@@ -7,6 +7,8 @@ from spacy.training import Example
 from thinc.api import Ops
 from thinc.types import Floats2d
 
+from ..ml.heads import split_by_doc
+
 EPSILON = 1e-9
 
 
@@ -65,9 +67,3 @@ def to_numpy_per_doc(ops: Ops, arrays: List[Floats2d]) -> List[numpy.ndarray]:
     if not arrays:
         return []
     return split_by_doc(numpy, ops.to_numpy(ops.xp.concatenate(arrays)), arrays)
-
-
-def split_by_doc(xp, rows, per_doc: Sequence) -> List:
-    """Split the stacked rows of several docs back into one array (a view)
-    per doc, as long as the docs' arrays in per_doc."""
-    return xp.split(rows, numpy.cumsum([len(array) for array in per_doc])[:-1].tolist())
