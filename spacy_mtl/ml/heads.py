@@ -3,7 +3,6 @@ that owns a head turns logits into probabilities, losses and annotations."""
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy
-
 from spacy.util import registry
 from thinc.api import Linear, Maxout, Model, Ops, chain, with_array
 from thinc.types import Floats2d

@@ -69,11 +69,13 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     table = model.get_param("type_embedding")
     width = tokvecs[0].shape[1] if tokvecs else 0
     type_width = table.shape[1]
-    host_pairs = [ops.to_numpy(P).reshape(-1, PAIR_COLUMNS) for P in pairs]
-    if not sum(len(P) for P in host_pairs):
-        return ops.alloc2f(0, 3 * width + 2 * type_width), lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
+    host_pairs = [ops.to_numpy(doc_pairs).reshape(-1, PAIR_COLUMNS) for doc_pairs in pairs]
+    n_pairs = [len(doc_pairs) for doc_pairs in host_pairs]
+    if not sum(n_pairs):
+        no_features = ops.alloc2f(0, 3 * width + 2 * type_width)
+        return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
     P = ops.asarray2i(numpy.concatenate(host_pairs))
-    doc_of_pair = ops.asarray1i(numpy.repeat(numpy.arange(len(host_pairs)), [len(P) for P in host_pairs]))
+    doc_of_pair = ops.asarray1i(numpy.repeat(numpy.arange(len(host_pairs)), n_pairs))
     n_tokens = [len(X) for X in tokvecs]
     # Each doc's prefix sums after a zero row: a span's sum is the difference
     # of two rows.
