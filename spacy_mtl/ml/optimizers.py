@@ -1,5 +1,10 @@
-"""Optimizer wrappers shared by the components and their models."""
+"""Optimizer wrappers shared by the components and their models, and the
+averaged weights of PyTorch layers."""
+import contextlib
+
 from thinc.api import Optimizer
+from thinc.shims import PyTorchShim
+from thinc.util import xp2torch
 
 
 class ScaledOptimizer:
@@ -12,3 +17,34 @@ class ScaledOptimizer:
 
     def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
         return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.lr_scale)
+
+
+@contextlib.contextmanager
+def use_params_with_averages(shim: PyTorchShim, params):
+    """`PyTorchShim.use_params` that finds the averages of `use_averages =
+    true`. thinc 8.3's `finish_update` has the optimizer average a shim's
+    parameters under `(shim.id, name)` keys, but its `use_params` only reads
+    `pytorch_<id>_<name>` keys: evaluation and saving kept PyTorch's last
+    weights beside averaged thinc weights. Parameters without an average
+    (frozen ones) and buffers keep their values."""
+    prefix = f"pytorch_{shim.id}_"
+    state_dict = {}
+    for key, value in params.items():
+        if isinstance(key, tuple) and len(key) == 2 and key[0] == shim.id:
+            state_dict[key[1]] = xp2torch(value, device=shim.device)
+        elif isinstance(key, str) and key.startswith(prefix):
+            state_dict[key[len(prefix) :]] = xp2torch(value, device=shim.device)
+    own_names = shim._model.state_dict().keys()
+    state_dict = {name: value for name, value in state_dict.items() if name in own_names}
+    if not state_dict:
+        yield
+        return
+    backup = {name: value.clone() for name, value in shim._model.state_dict().items()}
+    shim._model.load_state_dict(state_dict, strict=False)
+    try:
+        yield
+    finally:
+        shim._model.load_state_dict(backup)
+
+
+PyTorchShim.use_params = use_params_with_averages
