@@ -28,14 +28,18 @@ def use_params_with_averages(shim: PyTorchShim, params):
     weights beside averaged thinc weights. Parameters without an average
     (frozen ones) and buffers keep their values."""
     prefix = f"pytorch_{shim.id}_"
+    own_names = shim._model.state_dict().keys()
     state_dict = {}
     for key, value in params.items():
         if isinstance(key, tuple) and len(key) == 2 and key[0] == shim.id:
-            state_dict[key[1]] = xp2torch(value, device=shim.device)
+            name = key[1]
         elif isinstance(key, str) and key.startswith(prefix):
-            state_dict[key[len(prefix) :]] = xp2torch(value, device=shim.device)
-    own_names = shim._model.state_dict().keys()
-    state_dict = {name: value for name, value in state_dict.items() if name in own_names}
+            name = key[len(prefix) :]
+        else:
+            continue
+        # A thinc layer's (id, name) key can share the shim's id number.
+        if name in own_names:
+            state_dict[name] = xp2torch(value, device=shim.device)
     if not state_dict:
         yield
         return
