@@ -135,6 +135,11 @@ def same_width(ops: Ops, tokvecs: List[Floats2d], bp_encoder: Callable):
     return fixed, backprop
 
 
+def doc_of_rows(ops: Ops, per_doc: Sequence):
+    """The doc index of each row once the docs' arrays in per_doc are stacked."""
+    return ops.asarray1i(numpy.repeat(numpy.arange(len(per_doc)), [len(array) for array in per_doc]))
+
+
 def split_by_doc(xp, rows, per_doc: Sequence) -> List:
     """Split the stacked rows of several docs back into one array (a view)
     per doc, as long as the docs' arrays in per_doc."""

@@ -7,7 +7,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d, Ints2d
 
-from .heads import OUTPUT_LAYER, logits_layer, same_width
+from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
 
 # Columns of a pairs array: head start, head end, head type, tail start, tail end, tail type.
 PAIR_COLUMNS = 6
@@ -75,7 +75,7 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         no_features = ops.alloc2f(0, 3 * width + 2 * type_width)
         return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
     P = ops.asarray2i(numpy.concatenate(host_pairs))
-    doc_of_pair = ops.asarray1i(numpy.repeat(numpy.arange(len(host_pairs)), n_pairs))
+    doc_of_pair = doc_of_rows(ops, host_pairs)
     n_tokens = [len(X) for X in tokvecs]
     # Each doc's prefix sums after a zero row: a span's sum is the difference
     # of two rows.

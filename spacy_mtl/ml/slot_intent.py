@@ -2,13 +2,12 @@
 connected (intent distribution -> soft label embedding -> slot head)."""
 from typing import Callable, List, Optional, Tuple
 
-import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from .heads import OUTPUT_LAYER, build_soft_label_embedding, same_width, split_by_doc
+from .heads import OUTPUT_LAYER, build_soft_label_embedding, doc_of_rows, same_width, split_by_doc
 
 SlotIntentOutput = Tuple[List[Floats2d], Floats2d]
 
@@ -96,7 +95,7 @@ def _feed_intent(model: Model, tokvecs: List[Floats2d], intent_logits: Floats2d,
     if not tokvecs:
         return [], lambda d_inputs: ([], bp_embed(ops.alloc2f(0, intent_vecs.shape[1])))
     width = tokvecs[0].shape[1]
-    doc_of_token = ops.asarray1i(numpy.repeat(numpy.arange(len(tokvecs)), [len(t) for t in tokvecs]))
+    doc_of_token = doc_of_rows(ops, tokvecs)
     inputs = split_by_doc(xp, xp.hstack((xp.concatenate(tokvecs), intent_vecs[doc_of_token])), tokvecs)
 
     def backprop(d_inputs: List[Floats2d]) -> Tuple[List[Floats2d], Floats2d]:

@@ -12,7 +12,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from ..ml.decoding import batch_constrained_viterbi, biluo_tag_names, biluo_to_spans, biluo_transitions, spans_to_biluo
-from ..ml.heads import OUTPUT_LAYER
+from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
@@ -248,8 +248,7 @@ class NerRe(MultiTaskPipe):
             return [numpy.zeros((0, len(self.relation_labels)), dtype="float32") for _ in pairs]
         logits = self.model.get_ref("relation_head").predict((tokvecs, pairs))
         probs = self.model.ops.to_numpy(self.model.ops.sigmoid(logits))
-        offsets = numpy.cumsum([0] + [len(p) for p in pairs])
-        return [probs[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+        return split_by_doc(numpy, probs, pairs)
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
         entities, relations = predictions
