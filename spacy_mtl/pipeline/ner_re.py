@@ -16,6 +16,7 @@ from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
+from ..training.corpus import label_examples
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -180,7 +181,7 @@ class NerRe(MultiTaskPipe):
             entity_labels, relation_labels = set(labels["entity_labels"]), set(labels["relation_labels"])
         else:
             entity_labels, relation_labels = set(), set()
-            for eg in get_examples():
+            for eg in label_examples(get_examples, nlp):
                 entity_labels.update(ent.label_ for ent in eg.reference.ents)
                 relation_labels.update(rel.label for rel in eg.reference._.relations)
         if not relation_labels:

@@ -14,6 +14,7 @@ from thinc.types import Floats2d
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
+from ..training.corpus import label_examples
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -173,7 +174,7 @@ class SlotIntent(MultiTaskPipe):
             intents, slot_labels = set(labels["intents"]), set(labels["slot_labels"])
         else:
             intents, slot_labels = set(), set()
-            for eg in get_examples():
+            for eg in label_examples(get_examples, nlp):
                 intents.update(self.intent_classes(eg.reference))
                 key = self.cfg["spans_key"]
                 if key in eg.reference.spans:

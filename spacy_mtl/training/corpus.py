@@ -1,9 +1,12 @@
 """`spacy_mtl.MultiCorpus.v1`: several DocBin corpora, each annotating some
 tasks, mixed into one training stream."""
+import logging
 import random
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from weakref import WeakKeyDictionary
 
 import numpy
 import srsly
@@ -11,13 +14,15 @@ from spacy.attrs import DEP, HEAD, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
-from spacy.util import registry
+from spacy.util import registry, resolve_dot_names
 
 from ..relations import RELATIONS_KEY
 from ..scoring import CHUNKS_KEY, SLOTS_KEY
 
 # What `tasks` may name, and how a doc's annotation of each is removed.
 TASKS = ("tag", "pos", "chunk", "dep", "ents", "relations", "slots", "intent")
+
+logger = logging.getLogger(__name__)
 
 
 @registry.readers("spacy_mtl.MultiCorpus.v1")
@@ -86,11 +91,10 @@ class MultiCorpus:
         self._queues: Dict[str, List[Example]] = {}
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
-        examples = self._load(nlp)
         if not self.shuffle:
-            for name in examples:
-                yield from examples[name]
+            yield from self.every_example(nlp)
             return
+        examples = self._load(nlp)
         counts = self.draw_counts({name: len(exs) for name, exs in examples.items()})
         drawn = {name: self._draw(name, count) for name, count in counts.items()}
         if self.group_words > 0:
@@ -101,6 +105,10 @@ class MultiCorpus:
             mixed = [eg for egs in drawn.values() for eg in egs]
             self.random.shuffle(mixed)
             yield from mixed
+
+    def every_example(self, nlp: Language) -> Iterator[Example]:
+        """Every doc of every corpus once, in order."""
+        return chain.from_iterable(self._load(nlp).values())
 
     def draw_counts(self, sizes: Dict[str, int]) -> Dict[str, int]:
         """Docs per corpus in one epoch: weight_i * n_i ** alpha shares of the
@@ -145,6 +153,44 @@ class MultiCorpus:
                         remove_annotation(eg, set(TASKS) - set(tasks))
                 self._examples[name] = examples
         return self._examples
+
+
+# The MultiCorpus each pipeline is trained from, read once for all its
+# components' labels.
+_streamed_corpora: "WeakKeyDictionary[Language, Optional[MultiCorpus]]" = WeakKeyDictionary()
+
+
+def label_examples(get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> Iterable[Example]:
+    """The examples a component collects its labels from. spaCy initializes a
+    pipeline trained with `max_epochs = -1` (a streamed corpus) from the
+    first 100 training examples only: with several corpora mixed, a rare
+    label, or one of a task's common ones, is easily missing from them, and
+    its head could never predict it. When that corpus is a MultiCorpus, the
+    labels come from every doc of it instead."""
+    corpus = streamed_multi_corpus(nlp) if nlp is not None else None
+    return get_examples() if corpus is None else corpus.every_example(nlp)
+
+
+def streamed_multi_corpus(nlp: Language) -> Optional[MultiCorpus]:
+    """The training corpus of nlp's config, where it is a MultiCorpus read
+    with `max_epochs = -1`."""
+    if nlp not in _streamed_corpora:
+        _streamed_corpora[nlp] = _resolve_streamed_multi_corpus(nlp.config)
+    return _streamed_corpora[nlp]
+
+
+def _resolve_streamed_multi_corpus(config) -> Optional[MultiCorpus]:
+    training = config.get("training", {})
+    if training.get("max_epochs") != -1 or not isinstance(training.get("train_corpus"), str):
+        return None
+    try:
+        (corpus,) = resolve_dot_names(config.interpolate(), [training["train_corpus"]])
+    except (ValueError, KeyError):
+        return None  # a config that cannot train as it is: keep spaCy's examples
+    if not isinstance(corpus, MultiCorpus):
+        return None
+    logger.info("Labels from every doc of '%s' (a streamed MultiCorpus)", training["train_corpus"])
+    return corpus
 
 
 @contextmanager

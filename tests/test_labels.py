@@ -1,0 +1,156 @@
+"""Labels of a pipeline trained from a streamed MultiCorpus (`max_epochs =
+-1`): spaCy initializes it from the first 100 training examples only, so the
+components read their labels from every doc of the corpus instead."""
+from itertools import islice
+
+import pytest
+import spacy
+from spacy.cli.init_config import fill_config
+from spacy.tokens import DocBin
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config
+
+from spacy_mtl.convert import read_spert
+from spacy_mtl.scoring import CHUNKS_KEY, SLOTS_KEY
+from spacy_mtl.training import MultiCorpus
+from spacy_mtl.training.corpus import label_examples
+
+from conftest import build_tiny_bert
+
+CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "slot_intent", "ner_re", "cascade"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "BERT"
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 64
+stride = 48
+
+[components.slot_intent]
+factory = "slot_intent"
+
+[components.ner_re]
+factory = "ner_re"
+
+[components.cascade]
+factory = "cascade"
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy_mtl.MultiCorpus.v1"
+seed = 0
+
+TRAIN_CORPORA
+
+[corpora.dev]
+@readers = "spacy_mtl.MultiCorpus.v1"
+shuffle = false
+
+DEV_CORPORA
+
+[training]
+max_epochs = -1
+max_steps = 1
+"""
+
+# Each corpus: its docs and the tasks it annotates. The unannotated filler
+# makes up most of the stream, so its first 100 docs miss most labels.
+TASKS = {
+    "snips": ["slots", "intent"],
+    "conll04": ["ents", "relations"],
+    "cascade": ["tag", "pos", "chunk", "dep"],
+    "filler": [],
+}
+
+
+@pytest.fixture(scope="module")
+def corpora(snips_docs, conll04_sample, cascade_docs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpora")
+    docs = {
+        "snips": snips_docs,
+        "conll04": list(read_spert(conll04_sample[0])),
+        "cascade": cascade_docs,
+        "filler": [doc.copy() for doc in snips_docs] * 20,
+    }
+    specs = {}
+    for name, corpus_docs in docs.items():
+        path = folder / f"{name}.spacy"
+        DocBin(docs=corpus_docs, store_user_data=True).to_disk(path)
+        specs[name] = {"path": str(path), "tasks": TASKS[name]}
+    bert = build_tiny_bert(folder / "bert", [doc.text for name in TASKS if name != "filler" for doc in docs[name]])
+    return specs, bert
+
+
+def labels_of(examples) -> dict:
+    """Every label of every task in the examples' reference docs."""
+    labels = {key: set() for key in ("slots", "intents", "ents", "relations", "tag", "pos", "chunk", "dep")}
+    for eg in examples:
+        doc = eg.reference
+        labels["slots"].update(span.label_ for span in doc.spans.get(SLOTS_KEY, []))
+        labels["intents"].update(doc.cats)
+        labels["ents"].update(ent.label_ for ent in doc.ents)
+        labels["relations"].update(rel.label for rel in doc._.relations)
+        labels["chunk"].update(span.label_ for span in doc.spans.get(CHUNKS_KEY, []))
+        for level in ("tag", "pos", "dep"):
+            labels[level].update(getattr(token, f"{level}_") for token in doc if getattr(token, f"{level}_"))
+    return labels
+
+
+def corpora_section(section: str, specs) -> str:
+    entries = [f"[{section}]"]
+    for name, spec in specs.items():
+        tasks = ", ".join(f'"{task}"' for task in spec["tasks"])
+        entries.append(f'[{section}.{name}]\npath = "{spec["path"]}"\ntasks = [{tasks}]')
+    return "\n\n".join(entries)
+
+
+def config_for(specs, bert, tmp_path):
+    text = CONFIG.replace("BERT", str(bert))
+    text = text.replace("TRAIN_CORPORA", corpora_section("corpora.train.corpora", specs))
+    text = text.replace("DEV_CORPORA", corpora_section("corpora.dev.corpora", specs))
+    base = tmp_path / "base.cfg"
+    base.write_text(text)
+    fill_config(tmp_path / "config.cfg", base, silent=True)
+    return load_config(tmp_path / "config.cfg")
+
+
+def test_streamed_multi_corpus_gives_components_every_label(corpora, tmp_path):
+    specs, bert = corpora
+    nlp = spacy.blank("en")
+    corpus = MultiCorpus(specs, seed=0)
+    expected = labels_of(corpus.every_example(nlp))
+    sampled = labels_of(islice(corpus(nlp), 100))
+    # What spaCy alone would initialize from misses labels of every component.
+    assert all(sampled[key] < expected[key] for key in ("slots", "relations", "tag", "dep"))
+
+    nlp = init_nlp(config_for(specs, bert, tmp_path))
+    slot_intent, ner_re, cascade = (nlp.get_pipe(name) for name in ("slot_intent", "ner_re", "cascade"))
+    assert set(slot_intent.slot_labels) == expected["slots"]
+    assert set(slot_intent.intents) == expected["intents"]
+    assert set(ner_re.entity_labels) == expected["ents"]
+    assert set(ner_re.relation_labels) == expected["relations"]
+    assert {"tag", "chunk", "dep"} <= set(cascade.levels)
+    for level in cascade.levels:
+        # The parser adds its root label to the gold ones.
+        assert set(cascade.cfg["labels"][level]) - {"ROOT"} == expected[level] - {"ROOT"}, level
+
+
+def test_other_corpora_keep_the_examples_given(corpora, tmp_path):
+    specs, bert = corpora
+    config = config_for(specs, bert, tmp_path)
+    config["training"]["max_epochs"] = 3  # spaCy reads the whole corpus itself
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    given = ["an example"]
+    assert label_examples(lambda: given, nlp) is given
+    assert label_examples(lambda: given, None) is given
