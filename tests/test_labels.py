@@ -154,3 +154,26 @@ def test_other_corpora_keep_the_examples_given(corpora, tmp_path):
     given = ["an example"]
     assert label_examples(lambda: given, nlp) is given
     assert label_examples(lambda: given, None) is given
+
+
+def test_streamed_spacy_corpus_gives_every_label(snips_docs, tiny_bert, tmp_path):
+    """A spaCy Corpus ends, so it is read whole too. Its first 100 docs here
+    have intents but no slots."""
+    from test_training import TRAIN_CONFIG
+
+    unslotted = []
+    for doc in snips_docs * 2:
+        doc = doc.copy()
+        doc.spans[SLOTS_KEY] = []
+        unslotted.append(doc)
+    train_path, dev_path = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    DocBin(docs=unslotted + snips_docs, store_user_data=True).to_disk(train_path)
+    DocBin(docs=snips_docs[:8], store_user_data=True).to_disk(dev_path)
+    base = tmp_path / "base.cfg"
+    base.write_text(TRAIN_CONFIG.replace("TINY_BERT", str(tiny_bert)))
+    fill_config(tmp_path / "config.cfg", base, silent=True)
+    config = load_config(tmp_path / "config.cfg", overrides={"paths.train": str(train_path), "paths.dev": str(dev_path)})
+    assert config["training"]["max_epochs"] == -1
+    nlp = init_nlp(config)
+    expected = {span.label_ for doc in snips_docs for span in doc.spans[SLOTS_KEY]}
+    assert set(nlp.get_pipe("slot_intent").slot_labels) == expected

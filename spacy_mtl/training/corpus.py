@@ -155,9 +155,9 @@ class MultiCorpus:
         return self._examples
 
 
-# The MultiCorpus each pipeline is trained from, read once for all its
-# components' labels.
-_streamed_corpora: "WeakKeyDictionary[Language, Optional[MultiCorpus]]" = WeakKeyDictionary()
+# The streamed training corpus of each pipeline being initialized, resolved
+# once for all its components.
+_streamed_corpora: "WeakKeyDictionary[Language, Optional[Callable]]" = WeakKeyDictionary()
 
 
 def label_examples(get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> Iterable[Example]:
@@ -165,21 +165,23 @@ def label_examples(get_examples: Callable[[], Iterable[Example]], nlp: Optional[
     pipeline trained with `max_epochs = -1` (a streamed corpus) from the
     first 100 training examples only: with several corpora mixed, a rare
     label, or one of a task's common ones, is easily missing from them, and
-    its head could never predict it. When that corpus is a MultiCorpus, the
-    labels come from every doc of it instead."""
-    corpus = streamed_multi_corpus(nlp) if nlp is not None else None
-    return get_examples() if corpus is None else corpus.every_example(nlp)
+    its head could never predict it. When that corpus is a MultiCorpus or a
+    spaCy Corpus, which end, the labels come from every doc of it instead."""
+    corpus = streamed_train_corpus(nlp) if nlp is not None else None
+    if corpus is None:
+        return get_examples()
+    return corpus.every_example(nlp) if isinstance(corpus, MultiCorpus) else corpus(nlp)
 
 
-def streamed_multi_corpus(nlp: Language) -> Optional[MultiCorpus]:
-    """The training corpus of nlp's config, where it is a MultiCorpus read
-    with `max_epochs = -1`."""
+def streamed_train_corpus(nlp: Language) -> Optional[Callable]:
+    """The training corpus of nlp's config, where it is a MultiCorpus or a
+    spaCy Corpus read with `max_epochs = -1`."""
     if nlp not in _streamed_corpora:
-        _streamed_corpora[nlp] = _resolve_streamed_multi_corpus(nlp.config)
+        _streamed_corpora[nlp] = _resolve_streamed_train_corpus(nlp.config)
     return _streamed_corpora[nlp]
 
 
-def _resolve_streamed_multi_corpus(config) -> Optional[MultiCorpus]:
+def _resolve_streamed_train_corpus(config) -> Optional[Callable]:
     training = config.get("training", {})
     if training.get("max_epochs") != -1 or not isinstance(training.get("train_corpus"), str):
         return None
@@ -187,9 +189,9 @@ def _resolve_streamed_multi_corpus(config) -> Optional[MultiCorpus]:
         (corpus,) = resolve_dot_names(config.interpolate(), [training["train_corpus"]])
     except (ValueError, KeyError):
         return None  # a config that cannot train as it is: keep spaCy's examples
-    if not isinstance(corpus, MultiCorpus):
-        return None
-    logger.info("Labels from every doc of '%s' (a streamed MultiCorpus)", training["train_corpus"])
+    if not isinstance(corpus, (MultiCorpus, Corpus)):
+        return None  # a custom reader may never end
+    logger.info("Labels from every doc of '%s', not only its first 100", training["train_corpus"])
     return corpus
 
 
