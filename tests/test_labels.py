@@ -1,5 +1,5 @@
-"""Labels of a pipeline trained from a streamed MultiCorpus (`max_epochs =
--1`): spaCy initializes it from the first 100 training examples only, so the
+"""Labels of a pipeline trained from a streamed corpus (`max_epochs = -1`):
+spaCy initializes it from the first 100 training examples only, so the
 components read their labels from every doc of the corpus instead."""
 from itertools import islice
 
