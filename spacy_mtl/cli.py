@@ -79,7 +79,7 @@ def evaluate_command(
     import spacy
     from spacy.tokens import DocBin
 
-    from .evaluate import score_pipeline
+    from .evaluate import describe_unknown_labels, score_pipeline, unknown_gold_labels
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
@@ -90,9 +90,15 @@ def evaluate_command(
     scores = score_pipeline(nlp, references, batch_size=batch_size, progress=True)
     rows = list(scores.items())
     msg.table([(key, f"{100 * value:.2f}" if key != "speed" else f"{value:.0f}") for key, value in rows], header=("metric", "score"))
+    unknown = unknown_gold_labels(nlp, references)
+    for line in describe_unknown_labels(unknown):
+        msg.warn(line)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        result = {"model": str(model), "data": str(data), "n_docs": len(references), "scores": dict(rows)}
+        result = {
+            "model": str(model), "data": str(data), "n_docs": len(references), "scores": dict(rows),
+            "unknown_gold_labels": unknown,
+        }
         output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
         msg.good(f"Wrote {output}")
 

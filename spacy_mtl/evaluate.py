@@ -7,6 +7,8 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from .pipeline.base import MultiTaskPipe
+
 
 def gold_token_inputs(nlp: Language, references: Iterable[Doc]) -> Iterable[Doc]:
     """Unannotated docs with the references' words and spaces."""
@@ -23,3 +25,24 @@ def score_pipeline(nlp: Language, references: List[Doc], batch_size: int = 64, p
         predicted = tqdm(predicted, total=len(references), desc="Annotating", unit="doc")
     scores = Scorer(nlp).score([Example(pred, ref) for pred, ref in zip(predicted, references)])
     return {key: value for key, value in scores.items() if isinstance(value, float)}
+
+
+def unknown_gold_labels(nlp: Language, references: List[Doc]) -> Dict[str, Dict[str, List[str]]]:
+    """Per spacy-mtl component, the gold labels of the references it never
+    predicts (it was initialized without them): each costs recall that no
+    amount of training recovers."""
+    unknown = {}
+    for name, pipe in nlp.pipeline:
+        if isinstance(pipe, MultiTaskPipe):
+            labels = pipe.unknown_labels(references)
+            if labels:
+                unknown[name] = labels
+    return unknown
+
+
+def describe_unknown_labels(unknown: Dict[str, Dict[str, List[str]]]) -> List[str]:
+    """One line per component, for a warning."""
+    return [
+        f"{name} cannot predict gold " + "; ".join(f"{kind} {', '.join(labels)}" for kind, labels in kinds.items())
+        for name, kinds in unknown.items()
+    ]

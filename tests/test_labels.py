@@ -144,6 +144,11 @@ def test_streamed_multi_corpus_gives_components_every_label(corpora, tmp_path):
     for level in cascade.levels:
         # The parser adds its root label to the gold ones.
         assert set(cascade.cfg["labels"][level]) - {"ROOT"} == expected[level] - {"ROOT"}, level
+    references = [eg.reference for eg in corpus.every_example(nlp)]
+    assert all(not pipe.unknown_labels(references) for pipe in (slot_intent, ner_re, cascade))
+    odd = references[-1].copy()
+    odd[0].tag_ = "NOT_A_TAG"
+    assert cascade.unknown_labels([odd]) == {"tag": ["NOT_A_TAG"]}
 
 
 def test_other_corpora_keep_the_examples_given(corpora, tmp_path):

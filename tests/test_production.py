@@ -94,6 +94,24 @@ def test_cli_evaluate_prints_and_writes_every_metric(saved_pipeline, snips_docs,
     assert result.exit_code == 1 and "File not found" in result.output
 
 
+def test_cli_evaluate_warns_of_gold_labels_the_pipeline_never_predicts(saved_pipeline, snips_docs, tmp_path):
+    import json
+
+    from spacy.tokens import DocBin, Span
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    doc = snips_docs[20].copy()
+    doc.spans["slots"] = [Span(doc, 0, 1, label="not_a_slot")]
+    data, out = tmp_path / "dev.spacy", tmp_path / "scores.json"
+    DocBin(docs=[doc, snips_docs[21]], store_user_data=True).to_disk(data)
+    result = CliRunner().invoke(app, ["evaluate", str(saved_pipeline), str(data), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "slot_intent cannot predict gold slot_labels not_a_slot" in result.output
+    assert json.loads(out.read_text())["unknown_gold_labels"] == {"slot_intent": {"slot_labels": ["not_a_slot"]}}
+
+
 def test_cli_benchmark_reports_speed_and_memory(saved_pipeline, snips_docs, tmp_path):
     import json
 

@@ -12,7 +12,7 @@ import typer
 from spacy.tokens import DocBin
 
 from spacy_mtl.benchmark import device_info
-from spacy_mtl.evaluate import score_pipeline
+from spacy_mtl.evaluate import describe_unknown_labels, score_pipeline, unknown_gold_labels
 
 
 def main(
@@ -33,6 +33,7 @@ def main(
         "n_docs": len(references),
         "tokenization": "gold",
         "scores": scores,
+        "unknown_gold_labels": unknown_gold_labels(nlp, references),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         **device_info(),
     }
@@ -44,6 +45,8 @@ def main(
                 "tag_acc", "pos_acc", "chunk_f", "dep_uas", "dep_las"):
         if key in result["scores"]:
             print(f"{key:12} {100 * result['scores'][key]:.2f}")
+    for line in describe_unknown_labels(result["unknown_gold_labels"]):
+        print(f"Warning: {line}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What every spacy-mtl component shares: heads over one encoder, trained
 on one weighted sum of per-head losses."""
 from functools import partial
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
@@ -48,6 +48,17 @@ class MultiTaskPipe(TrainablePipe):
 
     def losses_and_gradients(self, examples: List[Example], outputs) -> Tuple[Dict[str, float], object]:
         raise NotImplementedError
+
+    def gold_labels(self, docs: Iterable[Doc]) -> Dict[str, Set[str]]:
+        """The labels reference docs annotate, by kind as in label_data."""
+        raise NotImplementedError
+
+    def unknown_labels(self, docs: Iterable[Doc]) -> Dict[str, List[str]]:
+        """Labels reference docs annotate that the component has no output
+        for, so never predicts, by kind as in label_data."""
+        known = self.label_data
+        unknown = {kind: sorted(labels - set(known.get(kind, ()))) for kind, labels in self.gold_labels(docs).items()}
+        return {kind: labels for kind, labels in unknown.items() if labels}
 
     def annotates(self, head: str, doc: Doc) -> bool:
         """Whether a reference doc has gold annotation for a head."""

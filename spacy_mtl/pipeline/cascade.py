@@ -3,7 +3,7 @@ feeding higher ones, trained end to end on corpora that annotate only some
 of the levels."""
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 import srsly
@@ -162,7 +162,7 @@ class Cascade(MultiTaskPipe):
     ) -> None:
         validate_get_examples(get_examples, "Cascade.initialize")
         if labels is None:
-            labels = self._collect_labels(label_examples(get_examples, nlp))
+            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
         missing = [level for level in self.levels if not labels.get(level)]
         if missing:
             raise ValueError(
@@ -175,10 +175,10 @@ class Cascade(MultiTaskPipe):
         self.model.initialize(X=(docs, None))
         self.cfg["input_width"] = self.model.attrs["input_width"]
 
-    def _collect_labels(self, examples: Iterable[Example]) -> Dict[str, set]:
-        labels: Dict[str, set] = {level: set() for level in self.levels}
-        for eg in examples:
-            ref = eg.reference
+    def gold_labels(self, docs: Iterable[Doc]) -> Dict[str, Set[str]]:
+        """The labels reference docs annotate, by level as in label_data."""
+        labels: Dict[str, Set[str]] = {level: set() for level in self.levels}
+        for ref in docs:
             if "tag" in labels:
                 labels["tag"].update(t.tag_ for t in ref if t.tag_)
             if "pos" in labels:

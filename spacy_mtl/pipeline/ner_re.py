@@ -1,6 +1,6 @@
 """`ner_re`: joint entity and relation extraction."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -169,6 +169,14 @@ class NerRe(MultiTaskPipe):
     def label_data(self) -> Dict[str, List[str]]:
         return {"entity_labels": list(self.entity_labels), "relation_labels": list(self.relation_labels)}
 
+    def gold_labels(self, docs: Iterable[Doc]) -> Dict[str, Set[str]]:
+        """The labels reference docs annotate, by kind as in label_data."""
+        labels: Dict[str, Set[str]] = {"entity_labels": set(), "relation_labels": set()}
+        for doc in docs:
+            labels["entity_labels"].update(ent.label_ for ent in doc.ents)
+            labels["relation_labels"].update(rel.label for rel in doc._.relations)
+        return labels
+
     def initialize(
         self,
         get_examples: Callable[[], Iterable[Example]],
@@ -177,13 +185,9 @@ class NerRe(MultiTaskPipe):
         labels: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         validate_get_examples(get_examples, "NerRe.initialize")
-        if labels is not None:
-            entity_labels, relation_labels = set(labels["entity_labels"]), set(labels["relation_labels"])
-        else:
-            entity_labels, relation_labels = set(), set()
-            for eg in label_examples(get_examples, nlp):
-                entity_labels.update(ent.label_ for ent in eg.reference.ents)
-                relation_labels.update(rel.label for rel in eg.reference._.relations)
+        if labels is None:
+            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
+        entity_labels, relation_labels = set(labels["entity_labels"]), set(labels["relation_labels"])
         if not relation_labels:
             raise ValueError(f"[{self.name}] no relation found in the training examples (doc._.relations)")
         self.cfg["entity_labels"] = sorted(entity_labels)

@@ -1,6 +1,6 @@
 """`slot_intent`: joint intent classification and slot filling."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -162,6 +162,16 @@ class SlotIntent(MultiTaskPipe):
             return []
         return sorted(intents) if self.cfg["multi_label"] else [intent_label(intents)]
 
+    def gold_labels(self, docs: Iterable[Doc]) -> Dict[str, Set[str]]:
+        """The labels reference docs annotate, by kind as in label_data."""
+        labels: Dict[str, Set[str]] = {"intents": set(), "slot_labels": set()}
+        key = self.cfg["spans_key"]
+        for doc in docs:
+            labels["intents"].update(self.intent_classes(doc))
+            if key in doc.spans:
+                labels["slot_labels"].update(span.label_ for span in doc.spans[key])
+        return labels
+
     def initialize(
         self,
         get_examples: Callable[[], Iterable[Example]],
@@ -170,15 +180,9 @@ class SlotIntent(MultiTaskPipe):
         labels: Optional[Dict[str, List[str]]] = None,
     ) -> None:
         validate_get_examples(get_examples, "SlotIntent.initialize")
-        if labels is not None:
-            intents, slot_labels = set(labels["intents"]), set(labels["slot_labels"])
-        else:
-            intents, slot_labels = set(), set()
-            for eg in label_examples(get_examples, nlp):
-                intents.update(self.intent_classes(eg.reference))
-                key = self.cfg["spans_key"]
-                if key in eg.reference.spans:
-                    slot_labels.update(span.label_ for span in eg.reference.spans[key])
+        if labels is None:
+            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
+        intents, slot_labels = set(labels["intents"]), set(labels["slot_labels"])
         if not intents:
             raise ValueError(
                 f"[{self.name}] no intent found in the training examples: "
