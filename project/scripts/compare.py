@@ -1,25 +1,39 @@
 """Single-task pipelines vs the all-in-one pipeline: headline dev scores,
 training wall times, and dev score against training step.
 
-compare.py OUT.json OUT.md OUT.png [--config trf]
+compare.py OUT.json OUT.md OUT.png [--config trf] [--seed 0 --seed 1 ...]
+
+Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
+`all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
+`all_trf_seed1`), for its training folder and its metrics files alike. With
+several seeds, the table compares the means over the seeds each pipeline was
+trained with; a single-task pipeline may lack the later seeds.
 """
 import json
 import re
 from pathlib import Path
+from statistics import mean
 from typing import Dict, List, Tuple
 
 import typer
 
-# task group -> (headline metric, single-task run, its metrics file stem, the all-in-one metrics file stem)
+# task group -> (headline metric, single-task run, its metrics file stem, the
+# all-in-one metrics file stem); {c} is the config, {s} the seed's suffix
 TASKS = {
-    "SNIPS": ("sent_acc", "snips_{c}", "snips_{c}", "all_{c}_snips"),
-    "CoNLL04": ("rel_micro_f", "conll04_{c}", "conll04_{c}", "all_{c}_conll04"),
-    "EWT": ("dep_las", "cascade_{c}", "cascade_{c}_ewt", "all_{c}_ewt"),
-    "CoNLL-2000": ("chunk_f", "cascade_{c}", "cascade_{c}_conll2000", "all_{c}_conll2000"),
+    "SNIPS": ("sent_acc", "snips_{c}{s}", "snips_{c}{s}", "all_{c}{s}_snips"),
+    "CoNLL04": ("rel_micro_f", "conll04_{c}{s}", "conll04_{c}{s}", "all_{c}{s}_conll04"),
+    "EWT": ("dep_las", "cascade_{c}{s}", "cascade_{c}{s}_ewt", "all_{c}{s}_ewt"),
+    "CoNLL-2000": ("chunk_f", "cascade_{c}{s}", "cascade_{c}{s}_conll2000", "all_{c}{s}_conll2000"),
 }
+ALL_IN_ONE_RUN = "all_{c}{s}"
 MAX_POINTS_BEHIND = 1.0
 MAX_TIME_RATIO = 0.6
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+Curve = List[Tuple[int, float]]
+
+
+def seed_suffix(seed: int) -> str:
+    return "" if seed == 0 else f"_seed{seed}"
 
 
 def read_score(metrics_dir: Path, stem: str, metric: str) -> float:
@@ -39,7 +53,7 @@ def read_wall_seconds(training_dir: Path, run: str) -> float:
     return json.loads(path.read_text())["wall_seconds"]
 
 
-def read_curve(log_path: Path, metric: str) -> List[Tuple[int, float]]:
+def read_curve(log_path: Path, metric: str) -> Curve:
     """(step, dev score) rows of spaCy's console table in a training log."""
     if not log_path.exists():
         return []
@@ -56,23 +70,53 @@ def read_curve(log_path: Path, metric: str) -> List[Tuple[int, float]]:
     return curve
 
 
-def markdown_table(rows: List[Dict], seconds: Dict[str, float]) -> str:
+def mean_curve(curves: List[Curve]) -> Curve:
+    """The mean score at each step that every seed's log has."""
+    curves = [dict(curve) for curve in curves if curve]
+    if not curves:
+        return []
+    steps = sorted(set.intersection(*(set(curve) for curve in curves)))
+    return [(step, mean(curve[step] for curve in curves)) for step in steps]
+
+
+def seeds_of(metrics_dir: Path, stem: str, seeds: List[int], required: bool) -> List[int]:
+    """The seeds whose metrics file exists; a missing required one is an error."""
+    found = [seed for seed in seeds if (metrics_dir / f"{stem.format(s=seed_suffix(seed))}.json").exists()]
+    missing = [seed for seed in seeds if seed not in found]
+    if missing and (required or 0 in missing):
+        path = metrics_dir / f"{stem.format(s=seed_suffix(missing[0]))}.json"
+        raise SystemExit(f"Missing {path}: train and evaluate seed {missing[0]} first")
+    return found
+
+
+def score_cell(scores: List[float]) -> str:
+    """The mean, with each seed's score when there are several."""
+    if len(scores) == 1:
+        return f"{scores[0]:.2f}"
+    return f"{mean(scores):.2f} ({', '.join(f'{score:.2f}' for score in scores)})"
+
+
+def markdown_table(rows: List[Dict], seconds: Dict) -> str:
+    several = any(len(row["single_seeds"]) > 1 or len(row["all_in_one_seeds"]) > 1 for row in rows)
+    fastest = ", the fastest of each" if several else ""
     lines = [
         "| task (dev) | metric | single-task | all-in-one | all-in-one - single |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(
-            f"| {row['task']} | `{row['metric']}` | {row['single']:.2f} | {row['all_in_one']:.2f} | {row['difference']:+.2f} |"
-        )
+        single, all_in_one = score_cell(row["single_scores"]), score_cell(row["all_in_one_scores"])
+        lines.append(f"| {row['task']} | `{row['metric']}` | {single} | {all_in_one} | {row['difference']:+.2f} |")
     lines.append(
-        f"| training wall time | | {seconds['single_sum'] / 60:.1f} min (sum of {len(seconds['single'])} runs) "
-        f"| {seconds['all_in_one'] / 60:.1f} min | x{seconds['ratio']:.2f} |"
+        f"| training wall time | | {seconds['single_sum'] / 60:.1f} min (sum of {len(seconds['single'])} runs{fastest}) "
+        f"| {mean(seconds['all_in_one']) / 60:.1f} min | x{seconds['ratio']:.2f} |"
     )
+    if several:
+        lines.append("")
+        lines.append("Means over seeds, each seed's score in brackets; the all-in-one wall time is a mean too.")
     return "\n".join(lines) + "\n"
 
 
-def plot(curves: Dict[str, Dict[str, List[Tuple[int, float]]]], out_path: Path) -> None:
+def plot(curves: Dict[str, Dict[str, Curve]], out_path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -96,38 +140,66 @@ def plot(curves: Dict[str, Dict[str, List[Tuple[int, float]]]], out_path: Path) 
     fig.savefig(out_path, dpi=120)
 
 
+def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, training_dir: Path) -> Tuple[Dict, Dict]:
+    """One row of the table (mean scores over the seeds) and its mean curves."""
+    metric, run, single_stem, all_stem = (name.replace("{c}", config) for name in TASKS[task])
+    single_seeds = seeds_of(metrics_dir, single_stem, seeds, required=False)
+    all_seeds = seeds_of(metrics_dir, all_stem, seeds, required=True)
+    single = [read_score(metrics_dir, single_stem.format(s=seed_suffix(seed)), metric) for seed in single_seeds]
+    all_in_one = [read_score(metrics_dir, all_stem.format(s=seed_suffix(seed)), metric) for seed in all_seeds]
+    all_run = ALL_IN_ONE_RUN.replace("{c}", config)
+    row = {
+        "task": task, "metric": metric, "single_run": run.format(s=""),
+        "single_seeds": single_seeds, "single_scores": [round(score, 2) for score in single],
+        "all_in_one_seeds": all_seeds, "all_in_one_scores": [round(score, 2) for score in all_in_one],
+        "single": round(mean(single), 2), "all_in_one": round(mean(all_in_one), 2),
+        "difference": round(mean(all_in_one) - mean(single), 2),
+        "within_target": mean(all_in_one) >= mean(single) - MAX_POINTS_BEHIND,
+    }
+    curves = {
+        "single-task": mean_curve([
+            read_curve(training_dir / run.format(s=seed_suffix(seed)) / "train.log", metric) for seed in single_seeds
+        ]),
+        "all-in-one": mean_curve([
+            read_curve(training_dir / all_run.format(s=seed_suffix(seed)) / "train.log", metric) for seed in all_seeds
+        ]),
+    }
+    return row, curves
+
+
+def training_seconds(rows: List[Dict], config: str, seeds: List[int], training_dir: Path) -> Dict:
+    """The all-in-one pipeline's mean wall time over its seeds, against the sum
+    of each single-task pipeline's fastest run: of runs on one machine, the
+    slower ones were slowed by what else it ran, not by their seed."""
+    single = {}
+    for row in rows:
+        run = row["single_run"]
+        single[run] = min(read_wall_seconds(training_dir, f"{run}{seed_suffix(seed)}") for seed in row["single_seeds"])
+    all_run = ALL_IN_ONE_RUN.replace("{c}", config)
+    all_in_one = [read_wall_seconds(training_dir, all_run.format(s=seed_suffix(seed))) for seed in seeds]
+    return {
+        "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
+        "ratio": round(mean(all_in_one) / sum(single.values()), 3),
+    }
+
+
 def main(
     out_json: Path,
     out_md: Path,
     out_png: Path,
     config: str = typer.Option("trf", help="The project's config variable (run names end with it)"),
+    seed: List[int] = typer.Option([0], help="A seed the runs were trained with; repeat for several"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
 ):
+    seeds = sorted(set(seed))
     rows, curves = [], {}
-    for task, (metric, run, single_stem, all_stem) in TASKS.items():
-        run, all_run = run.format(c=config), f"all_{config}"
-        single = read_score(metrics_dir, single_stem.format(c=config), metric)
-        all_in_one = read_score(metrics_dir, all_stem.format(c=config), metric)
-        rows.append({
-            "task": task, "metric": metric, "single_run": run,
-            "single": round(single, 2), "all_in_one": round(all_in_one, 2),
-            "difference": round(all_in_one - single, 2),
-            "within_target": all_in_one >= single - MAX_POINTS_BEHIND,
-        })
-        curves[task] = {
-            "single-task": read_curve(training_dir / run / "train.log", metric),
-            "all-in-one": read_curve(training_dir / all_run / "train.log", metric),
-        }
-    single_runs = sorted({row["single_run"] for row in rows})
-    single_seconds = {run: read_wall_seconds(training_dir, run) for run in single_runs}
-    all_seconds = read_wall_seconds(training_dir, f"all_{config}")
-    seconds = {
-        "single": single_seconds, "single_sum": sum(single_seconds.values()), "all_in_one": all_seconds,
-        "ratio": round(all_seconds / sum(single_seconds.values()), 3),
-    }
+    for task in TASKS:
+        row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
+        rows.append(row)
+    seconds = training_seconds(rows, config, seeds, training_dir)
     result = {
-        "rows": rows, "training_seconds": seconds, "curves": curves,
+        "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
             "max_points_behind": MAX_POINTS_BEHIND, "max_time_ratio": MAX_TIME_RATIO,
             "scores_met": all(row["within_target"] for row in rows),
