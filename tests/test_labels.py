@@ -1,6 +1,7 @@
 """Labels of a pipeline trained from a streamed corpus (`max_epochs = -1`):
 spaCy initializes it from the first 100 training examples only, so the
 components read their labels from every doc of the corpus instead."""
+import gc
 from itertools import islice
 
 import pytest
@@ -13,7 +14,7 @@ from spacy.util import load_config
 from spacy_mtl.convert import read_spert
 from spacy_mtl.scoring import CHUNKS_KEY, SLOTS_KEY
 from spacy_mtl.training import MultiCorpus
-from spacy_mtl.training.corpus import label_examples
+from spacy_mtl.training.corpus import initial_labels
 
 from conftest import build_tiny_bert
 
@@ -156,9 +157,21 @@ def test_other_corpora_keep_the_examples_given(corpora, tmp_path):
     config = config_for(specs, bert, tmp_path)
     config["training"]["max_epochs"] = 3  # spaCy reads the whole corpus itself
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    given = ["an example"]
-    assert label_examples(lambda: given, nlp) is given
-    assert label_examples(lambda: given, None) is given
+    ner_re = nlp.get_pipe("ner_re")
+    given = [eg for eg in MultiCorpus(specs, seed=0)(nlp) if eg.reference.ents][:3]
+    expected = ner_re.gold_labels(eg.reference for eg in given)
+    assert initial_labels(ner_re, lambda: given, nlp) == expected
+    assert initial_labels(ner_re, lambda: given, None) == expected
+
+
+def test_initialized_pipeline_holds_no_copy_of_the_corpus(corpora, tmp_path):
+    """The labels are read in one pass over the corpus; only they are kept, so
+    training holds no second copy of the training docs beside spaCy's."""
+    specs, bert = corpora
+    nlp = init_nlp(config_for(specs, bert, tmp_path))
+    assert nlp.get_pipe("ner_re").relation_labels
+    gc.collect()
+    assert not [obj for obj in gc.get_objects() if isinstance(obj, MultiCorpus)]
 
 
 def test_streamed_spacy_corpus_gives_every_label(snips_docs, tiny_bert, tmp_path):

@@ -21,7 +21,7 @@ from ..convert.conllu import ROOT_LABEL
 from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..scoring import CHUNKS_KEY, score_cascade
-from ..training.corpus import label_examples
+from ..training.corpus import initial_labels
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans
 
@@ -162,7 +162,7 @@ class Cascade(MultiTaskPipe):
     ) -> None:
         validate_get_examples(get_examples, "Cascade.initialize")
         if labels is None:
-            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
+            labels = initial_labels(self, get_examples, nlp)
         missing = [level for level in self.levels if not labels.get(level)]
         if missing:
             raise ValueError(

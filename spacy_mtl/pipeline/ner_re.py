@@ -16,7 +16,7 @@ from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
-from ..training.corpus import label_examples
+from ..training.corpus import initial_labels
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -186,7 +186,7 @@ class NerRe(MultiTaskPipe):
     ) -> None:
         validate_get_examples(get_examples, "NerRe.initialize")
         if labels is None:
-            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
+            labels = initial_labels(self, get_examples, nlp)
         entity_labels, relation_labels = set(labels["entity_labels"]), set(labels["relation_labels"])
         if not relation_labels:
             raise ValueError(f"[{self.name}] no relation found in the training examples (doc._.relations)")

@@ -14,7 +14,7 @@ from thinc.types import Floats2d
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
-from ..training.corpus import label_examples
+from ..training.corpus import initial_labels
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -181,7 +181,7 @@ class SlotIntent(MultiTaskPipe):
     ) -> None:
         validate_get_examples(get_examples, "SlotIntent.initialize")
         if labels is None:
-            labels = self.gold_labels(eg.reference for eg in label_examples(get_examples, nlp))
+            labels = initial_labels(self, get_examples, nlp)
         intents, slot_labels = set(labels["intents"]), set(labels["slot_labels"])
         if not intents:
             raise ValueError(

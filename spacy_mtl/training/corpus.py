@@ -5,7 +5,7 @@ import random
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set
 from weakref import WeakKeyDictionary
 
 import numpy
@@ -14,7 +14,7 @@ from spacy.attrs import DEP, HEAD, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
-from spacy.util import registry, resolve_dot_names
+from spacy.util import minibatch, registry, resolve_dot_names
 
 from ..relations import RELATIONS_KEY
 from ..scoring import CHUNKS_KEY, SLOTS_KEY
@@ -155,30 +155,44 @@ class MultiCorpus:
         return self._examples
 
 
-# The streamed training corpus of each pipeline being initialized, resolved
-# once for all its components.
-_streamed_corpora: "WeakKeyDictionary[Language, Optional[Callable]]" = WeakKeyDictionary()
+# The labels each component of a pipeline being initialized reads from its
+# streamed training corpus, collected in one pass for them all and handed
+# out once: only label sets are kept, never the corpus' docs.
+_streamed_labels: "WeakKeyDictionary[Language, Dict[str, Dict[str, Set[str]]]]" = WeakKeyDictionary()
 
 
-def label_examples(get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> Iterable[Example]:
-    """The examples a component collects its labels from. spaCy initializes a
-    pipeline trained with `max_epochs = -1` (a streamed corpus) from the
-    first 100 training examples only: with several corpora mixed, a rare
-    label, or one of a task's common ones, is easily missing from them, and
-    its head could never predict it. When that corpus is a MultiCorpus or a
-    spaCy Corpus, which end, the labels come from every doc of it instead."""
-    corpus = streamed_train_corpus(nlp) if nlp is not None else None
+def initial_labels(pipe, get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> Dict[str, Set[str]]:
+    """The labels a component initializes its heads with, by kind as in its
+    label_data. spaCy initializes a pipeline trained with `max_epochs = -1`
+    (a streamed corpus) from the first 100 training examples only: with
+    several corpora mixed, a rare label, or one of a task's common ones, is
+    easily missing from them, and its head could never predict it. When that
+    corpus is a MultiCorpus or a spaCy Corpus, which end, the labels come
+    from every doc of it instead."""
+    if nlp is not None:
+        if pipe.name not in _streamed_labels.get(nlp, {}):
+            _streamed_labels[nlp] = _streamed_gold_labels(nlp)
+        labels = _streamed_labels[nlp].pop(pipe.name, None)
+        if labels is not None:
+            return labels
+    return pipe.gold_labels(eg.reference for eg in get_examples())
+
+
+def _streamed_gold_labels(nlp: Language, batch_size: int = 1000) -> Dict[str, Dict[str, Set[str]]]:
+    """Each labelled component's gold labels over every doc of nlp's streamed
+    training corpus; empty where the config trains from no such corpus."""
+    corpus = _resolve_streamed_train_corpus(nlp.config)
     if corpus is None:
-        return get_examples()
-    return corpus.every_example(nlp) if isinstance(corpus, MultiCorpus) else corpus(nlp)
-
-
-def streamed_train_corpus(nlp: Language) -> Optional[Callable]:
-    """The training corpus of nlp's config, where it is a MultiCorpus or a
-    spaCy Corpus read with `max_epochs = -1`."""
-    if nlp not in _streamed_corpora:
-        _streamed_corpora[nlp] = _resolve_streamed_train_corpus(nlp.config)
-    return _streamed_corpora[nlp]
+        return {}
+    pipes = [(name, pipe) for name, pipe in nlp.pipeline if hasattr(pipe, "gold_labels")]
+    examples = corpus.every_example(nlp) if isinstance(corpus, MultiCorpus) else corpus(nlp)
+    labels = {name: pipe.gold_labels([]) for name, pipe in pipes}
+    for batch in minibatch(examples, batch_size):
+        references = [eg.reference for eg in batch]
+        for name, pipe in pipes:
+            for kind, found in pipe.gold_labels(references).items():
+                labels[name][kind].update(found)
+    return labels
 
 
 def _resolve_streamed_train_corpus(config) -> Optional[Callable]:
