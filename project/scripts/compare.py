@@ -1,7 +1,7 @@
 """Single-task pipelines vs the all-in-one pipeline: headline dev scores,
 training wall times, and dev score against training step.
 
-compare.py OUT.json OUT.md OUT.png [--config trf] [--seed 0 --seed 1 ...]
+compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2]
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
@@ -188,11 +188,14 @@ def main(
     out_md: Path,
     out_png: Path,
     config: str = typer.Option("trf", help="The project's config variable (run names end with it)"),
-    seed: List[int] = typer.Option([0], help="A seed the runs were trained with; repeat for several"),
+    seeds: str = typer.Option("0", help="The seeds the runs were trained with, comma-separated"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
 ):
-    seeds = sorted(set(seed))
+    try:
+        seeds = sorted({int(seed) for seed in seeds.split(",")})
+    except ValueError:
+        raise SystemExit(f"--seeds takes comma-separated integers, like 0,1,2: not '{seeds}'") from None
     rows, curves = [], {}
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
