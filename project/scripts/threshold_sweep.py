@@ -1,0 +1,60 @@
+"""Relation scores of a pipeline's ner_re component on a DocBin at several
+decision thresholds (on the gold tokenization). A diagnosis, not a tuning
+step: if one threshold scored far above the configured one, the relation
+head would be miscalibrated; if every threshold scores alike, its scores rank
+pairs as well as they can. Prints a table; writes JSON when asked.
+
+threshold_sweep.py MODEL DATA [--thresholds 0.2,0.3,0.4,0.5,0.6] [--component ner_re] [--output OUT.json]
+"""
+import json
+from pathlib import Path
+from typing import Optional
+
+import spacy
+import typer
+from spacy.tokens import DocBin
+
+from spacy_mtl.evaluate import score_pipeline
+from spacy_mtl.pipeline.base import MultiTaskPipe
+from spacy_mtl.pipeline.ner_re import NerRe
+
+
+def main(
+    model: Path,
+    data: Path,
+    thresholds: str = typer.Option("0.2,0.3,0.4,0.5,0.6", help="Comma-separated thresholds in (0, 1)"),
+    component: str = typer.Option("ner_re", help="The ner_re component's name in the pipeline"),
+    output: Optional[Path] = typer.Option(None, help="Write the scores per threshold as JSON"),
+) -> None:
+    try:
+        values = [float(value) for value in thresholds.split(",")]
+    except ValueError:
+        raise SystemExit(f"--thresholds takes comma-separated numbers, like 0.3,0.5: not '{thresholds}'") from None
+    if not all(0.0 < value < 1.0 for value in values):
+        raise SystemExit(f"--thresholds must lie between 0 and 1: {thresholds}")
+    nlp = spacy.load(model)
+    if component not in nlp.pipe_names or not isinstance(nlp.get_pipe(component), NerRe):
+        raise SystemExit(f"{model} has no ner_re component named '{component}' (pipeline: {nlp.pipe_names})")
+    # The other task heads' work is skipped: their scores do not depend on the threshold.
+    nlp.select_pipes(disable=[name for name, pipe in nlp.pipeline if isinstance(pipe, MultiTaskPipe) and name != component])
+    references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    ner_re = nlp.get_pipe(component)
+    configured = ner_re.cfg["threshold"]
+    rows = []
+    for threshold in values:
+        ner_re.cfg["threshold"] = threshold
+        scores = score_pipeline(nlp, references)
+        rows.append({"threshold": threshold, **{key: scores[key] for key in ("rel_micro_p", "rel_micro_r", "rel_micro_f")}})
+    ner_re.cfg["threshold"] = configured
+    print(f"{model} on {data} ({len(references)} docs; configured threshold {configured})")
+    print("threshold  rel_micro_p  rel_micro_r  rel_micro_f")
+    for row in rows:
+        print(f"{row['threshold']:9.2f}  {100 * row['rel_micro_p']:11.2f}  {100 * row['rel_micro_r']:11.2f}  {100 * row['rel_micro_f']:11.2f}")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = {"model": str(model), "data": str(data), "configured_threshold": configured, "rows": rows}
+        output.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)
