@@ -36,6 +36,11 @@ def seed_suffix(seed: int) -> str:
     return "" if seed == 0 else f"_seed{seed}"
 
 
+def run_name(template: str, config: str, seed: int) -> str:
+    """A run's or metrics file's name for one config and seed."""
+    return template.format(c=config, s=seed_suffix(seed))
+
+
 def read_score(metrics_dir: Path, stem: str, metric: str) -> float:
     path = metrics_dir / f"{stem}.json"
     if not path.exists():
@@ -79,12 +84,12 @@ def mean_curve(curves: List[Curve]) -> Curve:
     return [(step, mean(curve[step] for curve in curves)) for step in steps]
 
 
-def seeds_of(metrics_dir: Path, stem: str, seeds: List[int], required: bool) -> List[int]:
+def seeds_of(metrics_dir: Path, stem: str, config: str, seeds: List[int], required: bool) -> List[int]:
     """The seeds whose metrics file exists; a missing required one is an error."""
-    found = [seed for seed in seeds if (metrics_dir / f"{stem.format(s=seed_suffix(seed))}.json").exists()]
+    found = [seed for seed in seeds if (metrics_dir / f"{run_name(stem, config, seed)}.json").exists()]
     missing = [seed for seed in seeds if seed not in found]
     if missing and (required or 0 in missing):
-        path = metrics_dir / f"{stem.format(s=seed_suffix(missing[0]))}.json"
+        path = metrics_dir / f"{run_name(stem, config, missing[0])}.json"
         raise SystemExit(f"Missing {path}: train and evaluate seed {missing[0]} first")
     return found
 
@@ -142,14 +147,13 @@ def plot(curves: Dict[str, Dict[str, Curve]], out_path: Path) -> None:
 
 def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, training_dir: Path) -> Tuple[Dict, Dict]:
     """One row of the table (mean scores over the seeds) and its mean curves."""
-    metric, run, single_stem, all_stem = (name.replace("{c}", config) for name in TASKS[task])
-    single_seeds = seeds_of(metrics_dir, single_stem, seeds, required=False)
-    all_seeds = seeds_of(metrics_dir, all_stem, seeds, required=True)
-    single = [read_score(metrics_dir, single_stem.format(s=seed_suffix(seed)), metric) for seed in single_seeds]
-    all_in_one = [read_score(metrics_dir, all_stem.format(s=seed_suffix(seed)), metric) for seed in all_seeds]
-    all_run = ALL_IN_ONE_RUN.replace("{c}", config)
+    metric, run, single_stem, all_stem = TASKS[task]
+    single_seeds = seeds_of(metrics_dir, single_stem, config, seeds, required=False)
+    all_seeds = seeds_of(metrics_dir, all_stem, config, seeds, required=True)
+    single = [read_score(metrics_dir, run_name(single_stem, config, seed), metric) for seed in single_seeds]
+    all_in_one = [read_score(metrics_dir, run_name(all_stem, config, seed), metric) for seed in all_seeds]
     row = {
-        "task": task, "metric": metric, "single_run": run.format(s=""),
+        "task": task, "metric": metric, "single_run": run_name(run, config, 0),
         "single_seeds": single_seeds, "single_scores": [round(score, 2) for score in single],
         "all_in_one_seeds": all_seeds, "all_in_one_scores": [round(score, 2) for score in all_in_one],
         "single": round(mean(single), 2), "all_in_one": round(mean(all_in_one), 2),
@@ -158,10 +162,10 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
     }
     curves = {
         "single-task": mean_curve([
-            read_curve(training_dir / run.format(s=seed_suffix(seed)) / "train.log", metric) for seed in single_seeds
+            read_curve(training_dir / run_name(run, config, seed) / "train.log", metric) for seed in single_seeds
         ]),
         "all-in-one": mean_curve([
-            read_curve(training_dir / all_run.format(s=seed_suffix(seed)) / "train.log", metric) for seed in all_seeds
+            read_curve(training_dir / run_name(ALL_IN_ONE_RUN, config, seed) / "train.log", metric) for seed in all_seeds
         ]),
     }
     return row, curves
@@ -175,8 +179,7 @@ def training_seconds(rows: List[Dict], config: str, seeds: List[int], training_d
     for row in rows:
         run = row["single_run"]
         single[run] = min(read_wall_seconds(training_dir, f"{run}{seed_suffix(seed)}") for seed in row["single_seeds"])
-    all_run = ALL_IN_ONE_RUN.replace("{c}", config)
-    all_in_one = [read_wall_seconds(training_dir, all_run.format(s=seed_suffix(seed))) for seed in seeds]
+    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
     return {
         "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
         "ratio": round(mean(all_in_one) / sum(single.values()), 3),
