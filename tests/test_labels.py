@@ -166,6 +166,23 @@ def test_other_corpora_keep_the_examples_given(corpora, tmp_path):
     assert initial_labels(ner_re, lambda: given, None) == expected
 
 
+def test_component_outside_the_pipeline_keeps_the_examples_given(corpora, tmp_path, monkeypatch):
+    """A component initialized on its own does not read nlp's corpus."""
+    specs, bert = corpora
+    nlp = spacy.util.load_model_from_config(config_for(specs, bert, tmp_path), auto_fill=True)
+    assert nlp.config["training"]["max_epochs"] == -1
+    loose = nlp.create_pipe("ner_re")
+    given = [eg for eg in MultiCorpus(specs, seed=0)(nlp) if eg.reference._.relations][:1]
+
+    def read_corpus(nlp):
+        raise AssertionError("the corpus was read")
+
+    monkeypatch.setattr("spacy_mtl.training.corpus._streamed_gold_labels", read_corpus)
+    assert initial_labels(loose, lambda: given, nlp) == loose.gold_labels(eg.reference for eg in given)
+    with pytest.raises(AssertionError, match="the corpus was read"):
+        initial_labels(nlp.get_pipe("ner_re"), lambda: given, nlp)
+
+
 def test_initialized_pipeline_holds_no_copy_of_the_corpus(corpora, tmp_path):
     """The labels are read in one pass over the corpus; only they are kept, so
     training holds no second copy of the training docs beside spaCy's."""

@@ -8,15 +8,39 @@ threshold_sweep.py MODEL DATA [--thresholds 0.2,0.3,0.4,0.5,0.6] [--component ne
 """
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import spacy
 import typer
-from spacy.tokens import DocBin
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
 
-from spacy_mtl.evaluate import score_pipeline
+from spacy_mtl.evaluate import gold_token_inputs
 from spacy_mtl.pipeline.base import MultiTaskPipe
 from spacy_mtl.pipeline.ner_re import NerRe
+from spacy_mtl.relations import get_relations, set_relations
+
+
+def sweep(nlp: Language, component: str, references: List[Doc], thresholds: List[float]) -> List[dict]:
+    """Relation P/R/F per threshold. The pipeline runs once, keeping every
+    relation that reaches the lowest threshold; each threshold then keeps
+    those whose score reaches it, as the component itself would."""
+    ner_re = nlp.get_pipe(component)
+    configured = ner_re.cfg["threshold"]
+    ner_re.cfg["threshold"] = min(thresholds)
+    try:
+        predicted = list(nlp.pipe(gold_token_inputs(nlp, references), batch_size=64))
+    finally:
+        ner_re.cfg["threshold"] = configured
+    found = [get_relations(doc) for doc in predicted]
+    rows = []
+    for threshold in thresholds:
+        for doc, relations in zip(predicted, found):
+            set_relations(doc, [rel for rel in relations if rel.score >= threshold])
+        scores = ner_re.score([Example(pred, ref) for pred, ref in zip(predicted, references)])
+        rows.append({"threshold": threshold, **{key: scores[key] for key in ("rel_micro_p", "rel_micro_r", "rel_micro_f")}})
+    return rows
 
 
 def main(
@@ -38,14 +62,8 @@ def main(
     # The other task heads' work is skipped: their scores do not depend on the threshold.
     nlp.select_pipes(disable=[name for name, pipe in nlp.pipeline if isinstance(pipe, MultiTaskPipe) and name != component])
     references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
-    ner_re = nlp.get_pipe(component)
-    configured = ner_re.cfg["threshold"]
-    rows = []
-    for threshold in values:
-        ner_re.cfg["threshold"] = threshold
-        scores = score_pipeline(nlp, references)
-        rows.append({"threshold": threshold, **{key: scores[key] for key in ("rel_micro_p", "rel_micro_r", "rel_micro_f")}})
-    ner_re.cfg["threshold"] = configured
+    configured = nlp.get_pipe(component).cfg["threshold"]
+    rows = sweep(nlp, component, references, values)
     print(f"{model} on {data} ({len(references)} docs; configured threshold {configured})")
     print("threshold  rel_micro_p  rel_micro_r  rel_micro_f")
     for row in rows:

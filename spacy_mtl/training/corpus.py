@@ -168,8 +168,9 @@ def initial_labels(pipe, get_examples: Callable[[], Iterable[Example]], nlp: Opt
     several corpora mixed, a rare label, or one of a task's common ones, is
     easily missing from them, and its head could never predict it. When that
     corpus is a MultiCorpus or a spaCy Corpus, which end, the labels come
-    from every doc of it instead."""
-    if nlp is not None:
+    from every doc of it instead (for the components of nlp's pipeline: one
+    initialized on its own keeps the examples it is given)."""
+    if nlp is not None and any(member is pipe for _, member in nlp.pipeline):
         if pipe.name not in _streamed_labels.get(nlp, {}):
             _streamed_labels[nlp] = _streamed_gold_labels(nlp)
         labels = _streamed_labels[nlp].pop(pipe.name, None)
