@@ -88,15 +88,19 @@ def evaluate_command(
     nlp = spacy.load(model)
     references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     scores = score_pipeline(nlp, references, batch_size=batch_size, progress=True)
-    rows = list(scores.items())
+    rows = [(key, value) for key, value in scores.items() if not isinstance(value, dict)]
     msg.table([(key, f"{100 * value:.2f}" if key != "speed" else f"{value:.0f}") for key, value in rows], header=("metric", "score"))
+    for key, per_label in scores.items():
+        if isinstance(per_label, dict):
+            table = [(label, *(f"{100 * prf[k]:.2f}" for k in "prf")) for label, prf in per_label.items()]
+            msg.table(table, header=(key, "p", "r", "f"))
     unknown = unknown_gold_labels(nlp, references)
     for line in describe_unknown_labels(unknown):
         msg.warn(line)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         result = {
-            "model": str(model), "data": str(data), "n_docs": len(references), "scores": dict(rows),
+            "model": str(model), "data": str(data), "n_docs": len(references), "scores": scores,
             "unknown_gold_labels": unknown,
         }
         output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")

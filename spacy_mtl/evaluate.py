@@ -17,14 +17,15 @@ def gold_token_inputs(nlp: Language, references: Iterable[Doc]) -> Iterable[Doc]
 
 
 def score_pipeline(nlp: Language, references: List[Doc], batch_size: int = 64, progress: bool = False) -> Dict[str, float]:
-    """Every score the pipeline's components define (None-valued ones left out)."""
+    """Every score the pipeline's components define: floats, and per-label
+    dicts such as rel_per_type (None-valued ones left out)."""
     predicted = nlp.pipe(gold_token_inputs(nlp, references), batch_size=batch_size)
     if progress:
         from tqdm import tqdm
 
         predicted = tqdm(predicted, total=len(references), desc="Annotating", unit="doc")
     scores = Scorer(nlp).score([Example(pred, ref) for pred, ref in zip(predicted, references)])
-    return {key: value for key, value in scores.items() if isinstance(value, float)}
+    return {key: value for key, value in scores.items() if isinstance(value, (float, dict))}
 
 
 def unknown_gold_labels(nlp: Language, references: List[Doc]) -> Dict[str, Dict[str, List[str]]]:

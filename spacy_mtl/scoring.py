@@ -2,7 +2,7 @@
 
 Every score is computed only on the docs whose reference annotates that task
 (a doc from a corpus without slots is not counted as "no slots")."""
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from spacy.scorer import PRFScore
 from spacy.tokens import Doc
@@ -106,11 +106,12 @@ def relation_tuples(doc: Doc, typed: bool) -> Set[tuple]:
     return rows
 
 
-def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str, Optional[float]]:
+def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
     """ents_p/r/f: micro over exact typed entity spans, on docs annotated for
     entities. rel_micro_p/r/f: strict RE+ (both spans and types, and the
     label, right); rel_macro_f: mean of per-label strict F; rel_boundaries_f:
-    as micro, ignoring entity types. Relations are scored end to end, on the
+    as micro, ignoring entity types; rel_per_type: strict P/R/F per relation
+    label, as spaCy's ents_per_type. Relations are scored end to end, on the
     predicted entities, on docs annotated for relations."""
     ents = PRFScore()
     strict, boundaries = PRFScore(), PRFScore()
@@ -134,7 +135,7 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
                     label_score.tp += row in gold and row in pred
                     label_score.fp += row in pred and row not in gold
                     label_score.fn += row in gold and row not in pred
-    scores: Dict[str, Optional[float]] = dict.fromkeys(
+    scores: Dict[str, Any] = dict.fromkeys(
         ["ents_p", "ents_r", "ents_f", "rel_micro_p", "rel_micro_r", "rel_micro_f", "rel_macro_f", "rel_boundaries_f"]
     )
     if n_ent_docs:
@@ -143,6 +144,7 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
         scores["rel_micro_p"], scores["rel_micro_r"], scores["rel_micro_f"] = strict.precision, strict.recall, strict.fscore
         scores["rel_boundaries_f"] = boundaries.fscore
         scores["rel_macro_f"] = sum(s.fscore for s in per_label.values()) / len(per_label) if per_label else 0.0
+        scores["rel_per_type"] = {label: per_label[label].to_dict() for label in sorted(per_label)}
     return scores
 
 

@@ -60,6 +60,23 @@ def test_relations_survive_serialization_and_processes(trained, tmp_path):
     assert [relation_rows(d) for d in restored] == expected
 
 
+def test_cli_evaluate_shows_relation_scores_per_label(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    nlp, examples, _, _ = trained
+    nlp.to_disk(tmp_path / "pipeline")
+    data, out = tmp_path / "dev.spacy", tmp_path / "scores.json"
+    DocBin(docs=[eg.reference for eg in examples], store_user_data=True).to_disk(data)
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pipeline"), str(data), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    per_type = json.loads(out.read_text())["scores"]["rel_per_type"]
+    assert set(per_type) == {rel.label for eg in examples for rel in eg.reference._.relations}
+    assert all(set(prf) == {"p", "r", "f"} for prf in per_type.values())
+    assert "rel_per_type" in result.output and all(label in result.output for label in per_type)
+
+
 def test_relations_only_uses_given_entities(trained):
     nlp, examples, _, _ = trained
     pipe = nlp.get_pipe("ner_re")
@@ -217,11 +234,14 @@ def test_casing_width_error_names_the_value():
         spacy.blank("en").add_pipe("ner_re", config={"model": {"tok2vec": {"@architectures": "spacy_mtl.WithCasing.v1", "width": 0, "tok2vec": LISTENER}}})
 
 
-def test_pair_features_and_gradients_match_each_doc_taken_alone():
+@pytest.mark.parametrize("max_pool", [False, True])
+def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool):
     """The span pair scorer handles a batch's docs together: each pair's
-    features are its spans' mean vectors and type embeddings in its own doc,
-    and each span's gradient spreads evenly over its tokens, in its doc only
-    (docs without tokens or without pairs included)."""
+    features are its spans' mean vectors (and with max_pool their elementwise
+    maxes, zeros for an empty gap) and type embeddings in its own doc, and
+    each span's gradient spreads evenly over its tokens (a max's goes to the
+    token that gave it), in its doc only (docs without tokens or without
+    pairs included)."""
     from spacy_mtl.ml.ner_re import _pair_features, build_span_pair_scorer
 
     rng = numpy.random.default_rng(0)
@@ -233,25 +253,30 @@ def test_pair_features_and_gradients_match_each_doc_taken_alone():
         numpy.zeros((0, 6), dtype="int32"),
         numpy.asarray([[3, 5, 2, 0, 1, 0]], dtype="int32"),
     ]
-    model = build_span_pair_scorer(type_width=2, nO=2)
+    model = build_span_pair_scorer(type_width=2, max_pool=max_pool, nO=2)
     model.set_dim("n_types", n_types)
     model.initialize(X=(tokvecs, pairs))
     table = model.get_param("type_embedding")
     features, backprop = _pair_features(model, tokvecs, pairs)
 
+    n_pooled = 6 if max_pool else 3
     rows, expected_d_tokvecs, expected_d_table = [], [numpy.zeros_like(X) for X in tokvecs], numpy.zeros_like(table)
     d_features = rng.normal(size=features.shape).astype("float32")
     for X, P, d_X in zip(tokvecs, pairs, expected_d_tokvecs):
         for hs, he, ht, ts, te, tt in P:
             gap = (min(he, te), max(min(he, te), max(hs, ts)))
             spans = [(hs, he), (ts, te), gap]
-            means = [X[s:e].sum(axis=0) / max(e - s, 1) for s, e in spans]
-            rows.append(numpy.concatenate(means + [table[ht], table[tt]]))
+            pooled = [X[s:e].sum(axis=0) / max(e - s, 1) for s, e in spans]
+            if max_pool:
+                pooled += [X[s:e].max(axis=0) if e > s else numpy.zeros(width, dtype="float32") for s, e in spans]
+            rows.append(numpy.concatenate(pooled + [table[ht], table[tt]]))
             d_row = d_features[len(rows) - 1]
             for k, (s, e) in enumerate(spans):
                 d_X[s:e] += d_row[k * width : (k + 1) * width] / max(e - s, 1)
-            expected_d_table[ht] += d_row[3 * width : 3 * width + 2]
-            expected_d_table[tt] += d_row[3 * width + 2 :]
+                if max_pool and e > s:
+                    d_X[s + X[s:e].argmax(axis=0), numpy.arange(width)] += d_row[(k + 3) * width : (k + 4) * width]
+            expected_d_table[ht] += d_row[n_pooled * width : n_pooled * width + 2]
+            expected_d_table[tt] += d_row[n_pooled * width + 2 :]
     numpy.testing.assert_allclose(features, numpy.stack(rows), rtol=1e-5, atol=1e-6)
     d_tokvecs = backprop(d_features)
     assert [d.shape for d in d_tokvecs] == [X.shape for X in tokvecs]

@@ -91,3 +91,7 @@ def test_strict_and_boundary_relation_scores_differ_on_entity_types():
     scores = score_entities_relations([Example(half, gold)])
     assert scores["rel_micro_p"] == 0.5 and scores["rel_micro_r"] == 0.5
     assert scores["rel_macro_f"] == pytest.approx(0.5)
+    assert scores["rel_per_type"] == {
+        "OrgBased_In": {"p": 0.0, "r": 0.0, "f": 0.0},
+        "Work_For": {"p": 1.0, "r": 1.0, "f": 1.0},
+    }

@@ -5,7 +5,7 @@ import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
-from thinc.types import Floats2d, Ints2d
+from thinc.types import Floats2d, Floats3d, Ints2d
 
 from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
 
@@ -18,10 +18,13 @@ def build_span_pair_scorer(
     hidden_width: int = 256,
     type_width: int = 32,
     dropout: float = 0.1,
+    max_pool: bool = False,
     nO: Optional[int] = None,
 ) -> Model[Tuple[List[Floats2d], List[Ints2d]], Floats2d]:
     """Relation logits for ordered span pairs: [mean(head); mean(tail);
     mean(tokens between them); E[head type]; E[tail type]] -> Maxout -> linear.
+    With max_pool, each span's elementwise max joins its mean: a long gap's
+    mean dilutes the few words that state the relation ("lives in", "of").
     Input: token vectors per doc and a (n_pairs, 6) int array per doc (see
     PAIR_COLUMNS); type 0 stands for an entity type unknown to the model.
     """
@@ -34,6 +37,7 @@ def build_span_pair_scorer(
         refs={"scorer": scorer, OUTPUT_LAYER: output_layer},
         dims={"n_types": None, "type_width": type_width},
         params={"type_embedding": None},
+        attrs={"max_pool": max_pool},
     )
     return model
 
@@ -71,8 +75,9 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     type_width = table.shape[1]
     host_pairs = [ops.to_numpy(doc_pairs).reshape(-1, PAIR_COLUMNS) for doc_pairs in pairs]
     n_pairs = [len(doc_pairs) for doc_pairs in host_pairs]
+    n_pooled = 6 if model.attrs["max_pool"] else 3
     if not sum(n_pairs):
-        no_features = ops.alloc2f(0, 3 * width + 2 * type_width)
+        no_features = ops.alloc2f(0, n_pooled * width + 2 * type_width)
         return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
     P = ops.asarray2i(numpy.concatenate(host_pairs))
     doc_of_pair = doc_of_rows(ops, host_pairs)
@@ -80,8 +85,9 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     # Each doc's prefix sums after a zero row: a span's sum is the difference
     # of two rows.
     n_rows = max(n_tokens) + 1
+    padded = ops.pad(tokvecs)
     sums = ops.alloc3f(len(tokvecs), n_rows, width)
-    sums[:, 1:] = xp.cumsum(ops.pad(tokvecs), axis=1)
+    sums[:, 1:] = xp.cumsum(padded, axis=1)
     gap_start = xp.minimum(P[:, 1], P[:, 4])
     gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
     spans = [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
@@ -89,6 +95,9 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     means = [
         (sums[doc_of_pair, end] - sums[doc_of_pair, start]) / length for (start, end), length in zip(spans, lengths)
     ]
+    if n_pooled > 3:
+        maxes, bp_maxes = _span_maxes(ops, padded, host_pairs)
+        means = means + maxes
     features = xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]])
 
     def backprop(d_features: Floats2d) -> List[Floats2d]:
@@ -99,15 +108,64 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
             share = d_features[:, k * width : (k + 1) * width] / length
             ops.scatter_add(deltas, doc_of_pair * n_rows + start, share)
             ops.scatter_add(deltas, doc_of_pair * n_rows + end, -share)
-        d_padded = xp.cumsum(deltas.reshape(len(tokvecs), n_rows, width), axis=1)
+        d_padded = xp.cumsum(deltas.reshape(len(tokvecs), n_rows, width), axis=1)[:, : n_rows - 1]
+        if n_pooled > 3:
+            d_padded += bp_maxes(d_features[:, 3 * width : n_pooled * width])
         d_table = ops.alloc2f(*table.shape)
-        types = d_features[:, 3 * width :]
+        types = d_features[:, n_pooled * width :]
         ops.scatter_add(d_table, P[:, 2], xp.ascontiguousarray(types[:, :type_width]))
         ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width:]))
         model.inc_grad("type_embedding", d_table)
         return [d_padded[i, :n] for i, n in enumerate(n_tokens)]
 
     return features, backprop
+
+
+def _span_maxes(ops, padded: Floats3d, host_pairs: List[numpy.ndarray]):
+    """Per pair, the elementwise max over the tokens of its head, its tail and
+    the gap between them (zeros for an empty gap), as three (n_pairs, width)
+    arrays; backprop returns the gradient on the padded token vectors
+    (n_docs, max length, width). Each span's rows are gathered into one
+    ragged array, so every doc and span takes the same few operations."""
+    n_docs, max_len, width = padded.shape
+    # One zero row after the padded rows stands for an empty span.
+    flat = ops.xp.vstack([padded.reshape(-1, width), ops.alloc2f(1, width)])
+    zero_row = n_docs * max_len
+    P = numpy.concatenate(host_pairs)
+    doc_of_pair = numpy.repeat(numpy.arange(n_docs), [len(p) for p in host_pairs])
+    gap_start = numpy.minimum(P[:, 1], P[:, 4])
+    gap_end = numpy.maximum(gap_start, numpy.maximum(P[:, 0], P[:, 3]))
+    gathered = [
+        _span_rows(doc_of_pair * max_len, start, end, zero_row)
+        for start, end in ((P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end))
+    ]
+    maxes, whiches = [], []
+    for rows, lengths in gathered:
+        span_max, which = ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))
+        maxes.append(span_max)
+        whiches.append(which)
+
+    def backprop(d_maxes: Floats2d) -> Floats2d:
+        d_flat = ops.alloc2f(zero_row + 1, width)
+        for k, ((rows, lengths), which) in enumerate(zip(gathered, whiches)):
+            d_span = ops.xp.ascontiguousarray(d_maxes[:, k * width : (k + 1) * width])
+            d_rows = ops.backprop_reduce_max(d_span, which, ops.asarray1i(lengths))
+            ops.scatter_add(d_flat, ops.asarray1i(rows), d_rows)
+        return d_flat[:zero_row].reshape(n_docs, max_len, width)
+
+    return maxes, backprop
+
+
+def _span_rows(first_row: numpy.ndarray, start: numpy.ndarray, end: numpy.ndarray, zero_row: int):
+    """The flat row of every token of every span, span after span, and each
+    span's length; an empty span is the one zero row."""
+    lengths = end - start
+    empty = lengths <= 0
+    lengths = numpy.where(empty, 1, lengths).astype("int32")
+    span_of_row = numpy.repeat(numpy.arange(len(lengths)), lengths)
+    offset = numpy.arange(len(span_of_row)) - numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
+    rows = first_row[span_of_row] + start[span_of_row] + offset
+    return numpy.where(empty[span_of_row], zero_row, rows).astype("int32"), lengths
 
 
 @registry.architectures("spacy_mtl.NerReModel.v1")
