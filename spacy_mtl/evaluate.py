@@ -1,6 +1,6 @@
 """Scoring a pipeline on gold docs, on the gold tokenization (DESIGN.md:
 UAS/LAS and every other metric compare against the reference tokens)."""
-from typing import Dict, Iterable, List
+from typing import Any, Dict, Iterable, List
 
 from spacy.language import Language
 from spacy.scorer import Scorer
@@ -16,7 +16,7 @@ def gold_token_inputs(nlp: Language, references: Iterable[Doc]) -> Iterable[Doc]
         yield Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
 
 
-def score_pipeline(nlp: Language, references: List[Doc], batch_size: int = 64, progress: bool = False) -> Dict[str, float]:
+def score_pipeline(nlp: Language, references: List[Doc], batch_size: int = 64, progress: bool = False) -> Dict[str, Any]:
     """Every score the pipeline's components define: floats, and per-label
     dicts such as rel_per_type (None-valued ones left out)."""
     predicted = nlp.pipe(gold_token_inputs(nlp, references), batch_size=batch_size)

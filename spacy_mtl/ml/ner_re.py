@@ -5,7 +5,7 @@ import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
-from thinc.types import Floats2d, Floats3d, Ints2d
+from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d
 
 from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
 
@@ -88,9 +88,7 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     padded = ops.pad(tokvecs)
     sums = ops.alloc3f(len(tokvecs), n_rows, width)
     sums[:, 1:] = xp.cumsum(padded, axis=1)
-    gap_start = xp.minimum(P[:, 1], P[:, 4])
-    gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
-    spans = [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
+    spans = _pair_spans(xp, P)
     lengths = [xp.maximum(end - start, 1).astype("float32")[:, None] for start, end in spans]
     means = [
         (sums[doc_of_pair, end] - sums[doc_of_pair, start]) / length for (start, end), length in zip(spans, lengths)
@@ -121,6 +119,14 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     return features, backprop
 
 
+def _pair_spans(xp, P: Ints2d) -> List[Tuple[Ints1d, Ints1d]]:
+    """(start, end) of each pair's head, its tail and the gap between them
+    (empty for adjacent or overlapping entities)."""
+    gap_start = xp.minimum(P[:, 1], P[:, 4])
+    gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
+    return [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
+
+
 def _span_maxes(ops, padded: Floats3d, host_pairs: List[numpy.ndarray]):
     """Per pair, the elementwise max over the tokens of its head, its tail and
     the gap between them (zeros for an empty gap), as three (n_pairs, width)
@@ -133,12 +139,7 @@ def _span_maxes(ops, padded: Floats3d, host_pairs: List[numpy.ndarray]):
     zero_row = n_docs * max_len
     P = numpy.concatenate(host_pairs)
     doc_of_pair = numpy.repeat(numpy.arange(n_docs), [len(p) for p in host_pairs])
-    gap_start = numpy.minimum(P[:, 1], P[:, 4])
-    gap_end = numpy.maximum(gap_start, numpy.maximum(P[:, 0], P[:, 3]))
-    gathered = [
-        _span_rows(doc_of_pair * max_len, start, end, zero_row)
-        for start, end in ((P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end))
-    ]
+    gathered = [_span_rows(doc_of_pair * max_len, start, end, zero_row) for start, end in _pair_spans(numpy, P)]
     maxes, whiches = [], []
     for rows, lengths in gathered:
         span_max, which = ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))
