@@ -177,8 +177,8 @@ def training_seconds(rows: List[Dict], config: str, seeds: List[int], training_d
     slower ones were slowed by what else it ran, not by their seed."""
     single = {}
     for row in rows:
-        run = row["single_run"]
-        single[run] = min(read_wall_seconds(training_dir, f"{run}{seed_suffix(seed)}") for seed in row["single_seeds"])
+        run = TASKS[row["task"]][1]
+        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in row["single_seeds"])
     all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
     return {
         "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,

@@ -4,7 +4,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model
+from thinc.api import Model, NumpyOps
 from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d
 
 from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
@@ -79,7 +79,8 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     if not sum(n_pairs):
         no_features = ops.alloc2f(0, n_pooled * width + 2 * type_width)
         return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
-    P = ops.asarray2i(numpy.concatenate(host_pairs))
+    host_P = numpy.concatenate(host_pairs)
+    P = ops.asarray2i(host_P)
     doc_of_pair = doc_of_rows(ops, host_pairs)
     n_tokens = [len(X) for X in tokvecs]
     # Each doc's prefix sums after a zero row: a span's sum is the difference
@@ -94,7 +95,7 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         (sums[doc_of_pair, end] - sums[doc_of_pair, start]) / length for (start, end), length in zip(spans, lengths)
     ]
     if n_pooled > 3:
-        maxes, bp_maxes = _span_maxes(ops, padded, host_pairs)
+        maxes, bp_maxes = _span_maxes(ops, padded, host_P, doc_of_rows(NumpyOps(), host_pairs))
         means = means + maxes
     features = xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]])
 
@@ -127,22 +128,25 @@ def _pair_spans(xp, P: Ints2d) -> List[Tuple[Ints1d, Ints1d]]:
     return [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
 
 
-def _span_maxes(ops, padded: Floats3d, host_pairs: List[numpy.ndarray]):
+def _span_maxes(ops, padded: Floats3d, host_P: numpy.ndarray, host_doc_of_pair: numpy.ndarray):
     """Per pair, the elementwise max over the tokens of its head, its tail and
     the gap between them (zeros for an empty gap), as three (n_pairs, width)
     arrays; backprop returns the gradient on the padded token vectors
     (n_docs, max length, width). Each span's rows are gathered into one
-    ragged array, so every doc and span takes the same few operations."""
+    ragged array, so every doc and span takes the same few operations. The
+    pairs and their docs' indices come on the host, where the rows are
+    worked out."""
     n_docs, max_len, width = padded.shape
     # One zero row after the padded rows stands for an empty span.
     flat = ops.xp.vstack([padded.reshape(-1, width), ops.alloc2f(1, width)])
     zero_row = n_docs * max_len
-    P = numpy.concatenate(host_pairs)
-    doc_of_pair = numpy.repeat(numpy.arange(n_docs), [len(p) for p in host_pairs])
-    gathered = [_span_rows(doc_of_pair * max_len, start, end, zero_row) for start, end in _pair_spans(numpy, P)]
+    gathered = []
+    for start, end in _pair_spans(numpy, host_P):
+        rows, lengths = _span_rows(host_doc_of_pair * max_len, start, end, zero_row)
+        gathered.append((ops.asarray1i(rows), ops.asarray1i(lengths)))
     maxes, whiches = [], []
     for rows, lengths in gathered:
-        span_max, which = ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))
+        span_max, which = ops.reduce_max(flat[rows], lengths)
         maxes.append(span_max)
         whiches.append(which)
 
@@ -150,8 +154,8 @@ def _span_maxes(ops, padded: Floats3d, host_pairs: List[numpy.ndarray]):
         d_flat = ops.alloc2f(zero_row + 1, width)
         for k, ((rows, lengths), which) in enumerate(zip(gathered, whiches)):
             d_span = ops.xp.ascontiguousarray(d_maxes[:, k * width : (k + 1) * width])
-            d_rows = ops.backprop_reduce_max(d_span, which, ops.asarray1i(lengths))
-            ops.scatter_add(d_flat, ops.asarray1i(rows), d_rows)
+            d_rows = ops.backprop_reduce_max(d_span, which, lengths)
+            ops.scatter_add(d_flat, rows, d_rows)
         return d_flat[:zero_row].reshape(n_docs, max_len, width)
 
     return maxes, backprop
