@@ -4,6 +4,8 @@ import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
+from thinc.api import CupyOps, NumpyOps, use_ops
+from thinc.util import has_cupy_gpu
 
 from spacy_mtl.convert import ConversionError, convert_relations, read_spert
 from spacy_mtl.relations import Relation
@@ -283,3 +285,37 @@ def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool):
     for d, expected in zip(d_tokvecs, expected_d_tokvecs):
         numpy.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-5)
     numpy.testing.assert_allclose(model.get_grad("type_embedding"), expected_d_table, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not has_cupy_gpu, reason="needs a GPU with CuPy")
+@pytest.mark.parametrize("max_pool", [False, True])
+def test_pair_scorer_on_a_gpu_matches_the_cpu(max_pool):
+    """Same weights and inputs: the GPU gives the CPU's logits and gradients
+    (its ops run on the device, the pairs' rows are worked out on the host)."""
+    from spacy_mtl.ml.ner_re import build_span_pair_scorer
+
+    rng = numpy.random.default_rng(0)
+    tokvecs = [rng.normal(size=(n, 8)).astype("float32") for n in (6, 0, 40)]
+    pairs = [
+        numpy.asarray([[0, 2, 1, 4, 6, 2], [4, 6, 2, 0, 2, 1]], dtype="int32"),
+        numpy.zeros((0, 6), dtype="int32"),
+        numpy.asarray([[0, 3, 1, 30, 33, 2], [10, 12, 1, 12, 14, 2]], dtype="int32"),
+    ]
+    d_logits = rng.normal(size=(4, 3)).astype("float32")
+    results, cpu_params = [], None
+    for ops in (NumpyOps(), CupyOps()):
+        with use_ops(ops.name):
+            model = build_span_pair_scorer(hidden_width=16, type_width=2, max_pool=max_pool, nO=3)
+            model.set_dim("n_types", 3)
+            X = ([ops.asarray2f(x) for x in tokvecs], [ops.asarray2i(p) for p in pairs])
+            model.initialize(X=X)
+            if cpu_params is None:
+                cpu_params = [{name: node.get_param(name) for name in node.param_names} for node in model.walk()]
+            for node, params in zip(model.walk(), cpu_params):
+                for name, value in params.items():
+                    node.set_param(name, ops.asarray(value))
+            logits, backprop = model(X, is_train=False)
+            d_tokvecs, _ = backprop(ops.asarray2f(d_logits))
+            results.append([ops.to_numpy(a) for a in [logits, *d_tokvecs, model.get_grad("type_embedding")]])
+    for cpu, gpu in zip(*results):
+        numpy.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
