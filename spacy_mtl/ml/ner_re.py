@@ -81,7 +81,8 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
     host_P = numpy.concatenate(host_pairs)
     P = ops.asarray2i(host_P)
-    doc_of_pair = doc_of_rows(ops, host_pairs)
+    host_doc_of_pair = doc_of_rows(NumpyOps(), host_pairs)
+    doc_of_pair = ops.asarray1i(host_doc_of_pair)
     n_tokens = [len(X) for X in tokvecs]
     # Each doc's prefix sums after a zero row: a span's sum is the difference
     # of two rows.
@@ -95,7 +96,7 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         (sums[doc_of_pair, end] - sums[doc_of_pair, start]) / length for (start, end), length in zip(spans, lengths)
     ]
     if n_pooled > 3:
-        maxes, bp_maxes = _span_maxes(ops, padded, host_P, doc_of_rows(NumpyOps(), host_pairs))
+        maxes, bp_maxes = _span_maxes(ops, padded, host_P, host_doc_of_pair)
         means = means + maxes
     features = xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]])
 
