@@ -14,6 +14,7 @@ from thinc.types import Floats2d
 from ..ml.decoding import batch_constrained_viterbi, biluo_tag_names, biluo_to_spans, biluo_transitions, spans_to_biluo
 from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
+from ..ml.ops import use_threaded_blas
 from ..relations import Relation, has_relations_annotation, set_relations
 from ..scoring import score_entities_relations
 from ..training.corpus import initial_labels
@@ -137,7 +138,7 @@ class NerRe(MultiTaskPipe):
         scorer: Optional[Callable] = score_entities_relations,
     ) -> None:
         self.vocab = vocab
-        self.model = model
+        self.model = use_threaded_blas(model)
         self.name = name
         self.scorer = scorer
         self.cfg = {
