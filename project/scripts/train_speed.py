@@ -10,6 +10,7 @@ longest doc, in spaCy tokens).
     python scripts/train_speed.py configs/all_gpu.cfg --gpu-id 0 --output metrics/train_speed_gpu.json
     python scripts/train_speed.py configs/all_trf.cfg --weights training/all_trf/model-last
     python scripts/train_speed.py configs/all_trf.cfg --profile metrics/train_steps.prof
+    python scripts/train_speed.py configs/all_trf.cfg --steps 60 --warmup 0 --thinc-blis
 
 The first steps of a run cost more than later ones (an untrained entity
 head proposes many spurious entities, so many relation candidates):
@@ -29,6 +30,7 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import create_train_batches, subdivide_batch
 from spacy.util import load_config, registry, resolve_dot_names
+from thinc.api import Model, NumpyOps
 
 from spacy_mtl.benchmark import device_info, synchronize_gpu
 
@@ -47,11 +49,14 @@ def main(
     weights: Path = typer.Option(None, exists=True, file_okay=False, help="Start from this trained pipeline's weights"),
     profile: Path = typer.Option(None, help="Profile further steps after the timed ones; write the stats (pstats) here"),
     profile_steps_count: int = typer.Option(8, "--profile-steps", help="Steps to profile with --profile"),
+    thinc_blis: bool = typer.Option(False, "--thinc-blis", help="Multiply matrices with thinc's BLIS, as spacy-mtl did before it chose numpy's BLAS (to compare)"),
 ):
     overrides = parse_config_overrides(ctx.args)
     setup_gpu(gpu_id)
     nlp = init_nlp(load_config(config_path, overrides=overrides, interpolate=False), use_gpu=gpu_id)
     config = nlp.config.interpolate()
+    if thinc_blis:
+        use_thinc_blis(nlp)
     if weights is not None:
         nlp.from_disk(weights)
         # Loading replaces the encoder's parameters: set up what
@@ -87,6 +92,7 @@ def main(
             "weights": None if weights is None else str(weights),
             "steps": steps,
             "warmup": warmup,
+            "matrix_products": "thinc BLIS" if thinc_blis else "numpy BLAS",
             "seconds_per_step": round(seconds / steps, 4),
             "words_per_second": round(words / seconds, 1),
             "words_per_step": round(words / steps, 1),
@@ -122,6 +128,15 @@ def profile_steps(nlp, batches, T, n_steps: int, path: Path) -> None:
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(30)
+
+
+def use_thinc_blis(nlp) -> None:
+    blis_ops = NumpyOps(use_blis=True)
+    for _, component in nlp.pipeline:
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if type(node.ops) is NumpyOps:
+                    node.ops = blis_ops
 
 
 def padded_size(examples: List[Example]) -> int:
