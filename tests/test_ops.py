@@ -3,14 +3,11 @@ import pytest
 import spacy
 from thinc.api import Maxout, NumpyOps, Softmax, chain
 
-from spacy_mtl.ml.ops import use_threaded_blas
+from spacy_mtl.ml.ops import set_numpy_ops, use_threaded_blas
 
 
 def test_threaded_blas_gives_the_same_outputs():
-    blis_ops = NumpyOps(use_blis=True)
-    model = chain(Maxout(64, 32, nP=3), Softmax(5, 64))
-    for node in model.walk():
-        node.ops = blis_ops
+    model = set_numpy_ops(chain(Maxout(64, 32, nP=3), Softmax(5, 64)), NumpyOps(use_blis=True))
     X = numpy.random.default_rng(0).normal(size=(40, 32)).astype("float32")
     model.initialize(X=X)
     expected = model.predict(X)

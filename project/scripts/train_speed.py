@@ -33,6 +33,7 @@ from spacy.util import load_config, registry, resolve_dot_names
 from thinc.api import Model, NumpyOps
 
 from spacy_mtl.benchmark import device_info, synchronize_gpu
+from spacy_mtl.ml.ops import set_numpy_ops
 
 
 app = typer.Typer(add_completion=False)
@@ -134,9 +135,7 @@ def use_thinc_blis(nlp) -> None:
     blis_ops = NumpyOps(use_blis=True)
     for _, component in nlp.pipeline:
         if isinstance(getattr(component, "model", None), Model):
-            for node in component.model.walk():
-                if type(node.ops) is NumpyOps:
-                    node.ops = blis_ops
+            set_numpy_ops(component.model, blis_ops)
 
 
 def padded_size(examples: List[Example]) -> int:

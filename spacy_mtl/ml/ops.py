@@ -10,8 +10,13 @@ def use_threaded_blas(model: Model) -> Model:
     per batch early in training), run several times faster. Other ops (CuPy
     on a GPU, Apple's Accelerate) are left as they are."""
     if type(model.ops) is NumpyOps and model.ops.use_blis:
-        ops = NumpyOps(use_blis=False)
-        for node in model.walk():
-            if type(node.ops) is NumpyOps:
-                node.ops = ops
+        set_numpy_ops(model, NumpyOps(use_blis=False))
+    return model
+
+
+def set_numpy_ops(model: Model, ops: NumpyOps) -> Model:
+    """Give every layer of the model that runs on NumpyOps these ops."""
+    for node in model.walk():
+        if type(node.ops) is NumpyOps:
+            node.ops = ops
     return model
