@@ -260,3 +260,59 @@ def test_gradnorm_sets_each_components_scale_from_batches_with_its_gold():
     ner_re.last_head_losses, ner_re.last_encoder_gradient_norm = {}, 0.0
     weighting(nlp, {"step": 1, "epoch": 0})
     assert (slot_intent.encoder_gradient_scale, ner_re.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
+
+
+@pytest.fixture(scope="module")
+def mixed_nlp_and_docs(tiny_bert, snips_docs, conll04_sample, cascade_docs):
+    """One transformer under the three components, without dropout, and a
+    batch of docs from their three corpora."""
+    from spacy_mtl.convert import read_spert
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(tiny_bert)}})
+    nlp.add_pipe("slot_intent")
+    nlp.add_pipe("ner_re")
+    nlp.add_pipe("cascade", config={"model": {
+        "levels": ["chunk", "dep"], "inputs": {"chunk": [], "dep": ["chunk"]}, "dropout": 0.0,
+    }})
+    docs = snips_docs[:4] + list(read_spert(conll04_sample[0]))[:4] + cascade_docs[:3] + cascade_docs[20:23]
+    nlp.initialize(lambda: examples_for(nlp, docs))
+    update(nlp, examples_for(nlp, docs), Adam(0.001))  # zero-initialized layers get weights
+    return nlp, docs
+
+
+def gradients_of_one_update(nlp, examples) -> dict:
+    """The encoder's and each component's gradient from one update (copies)."""
+    components = ["slot_intent", "ner_re", "cascade"]
+    for name in components:
+        clear_gradients(nlp.get_pipe(name))
+    gradients = {"encoder": encoder_gradient(nlp, examples)}
+    gradients.update((name, own_gradient(nlp.get_pipe(name))) for name in components)
+    return gradients
+
+
+def test_heads_skip_docs_without_their_gold_and_get_the_same_gradients(mixed_nlp_and_docs, monkeypatch):
+    """Each component runs its heads only over the docs that annotate one of
+    them; the other docs' zero gradients are filled in. The encoder's and
+    every head's gradient equal those of running the heads over every doc."""
+    from spacy_mtl.pipeline.base import MultiTaskPipe
+
+    nlp, docs = mixed_nlp_and_docs
+    examples = examples_for(nlp, docs)
+    seen = {}
+    for name in ("slot_intent", "ner_re", "cascade"):
+        pipe = nlp.get_pipe(name)
+
+        def counting_model_inputs(examples, name=name, model_inputs=pipe.model_inputs):
+            seen[name] = len(examples)
+            return model_inputs(examples)
+
+        monkeypatch.setattr(pipe, "model_inputs", counting_model_inputs)
+    narrowed = gradients_of_one_update(nlp, examples)
+    assert seen == {"slot_intent": 4, "ner_re": 4, "cascade": 6}
+    monkeypatch.setattr(MultiTaskPipe, "_examples_with_gold", lambda pipe, examples: list(range(len(examples))))
+    every_doc = gradients_of_one_update(nlp, examples)
+    assert seen == {"slot_intent": 14, "ner_re": 14, "cascade": 14}
+    for part, gradient in every_doc.items():
+        assert numpy.abs(gradient).sum() > 0, part
+        numpy.testing.assert_allclose(narrowed[part], gradient, rtol=1e-3, atol=1e-6, err_msg=part)

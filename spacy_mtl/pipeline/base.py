@@ -7,8 +7,10 @@ from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
+from spacy_transformers.data_classes import TransformerData
 from spacy_transformers.layers import TransformerListener
 from thinc.api import Optimizer, set_dropout_rate
+from transformers.file_utils import ModelOutput
 
 from ..ml.optimizers import ScaledOptimizer
 
@@ -81,18 +83,21 @@ class MultiTaskPipe(TrainablePipe):
             # The transformer skips such a batch too: nothing waits for a backprop.
             return losses
         set_dropout_rate(self.model, drop)
-        self._intercept_encoder_gradient()
-        outputs, backprop = self.model.begin_update(self.model_inputs(examples))
-        head_losses, gradients = self.losses_and_gradients(examples, outputs)
-        self.last_head_losses = {
-            head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
-        }
-        # Always backprop, even with all-zero gradients: the last listener of a
-        # shared transformer is the one that runs its backward pass, for the
-        # gradients of every component.
-        backprop(gradients)
-        if not self.last_head_losses:
+        with_gold = self._examples_with_gold(examples)
+        if any(len(examples[i].predicted) for i in with_gold):
+            if len(with_gold) < len(examples):
+                self._narrow_listeners(examples, with_gold)
+            head_losses = self._update_heads([examples[i] for i in with_gold])
+        else:
+            # Always backprop, even with all-zero gradients: the last listener of a
+            # shared transformer is the one that runs its backward pass, for the
+            # gradients of every component.
+            self._send_zero_gradients()
+            head_losses = {head: 0.0 for head in self.head_names}
+            self.last_head_losses = {}
             self.last_encoder_gradient_norm = None
+        # Every parameter that ever had a gradient steps, batch with gold or not
+        # (Adam's momentum keeps moving it), as when the heads ran on every doc.
         if sgd is not None:
             self.finish_update(sgd)
         for head, loss in head_losses.items():
@@ -100,6 +105,51 @@ class MultiTaskPipe(TrainablePipe):
             losses[key] = losses.get(key, 0.0) + loss
         losses[self.name] += self.weighted_loss(head_losses)
         return losses
+
+    def _update_heads(self, examples: List[Example]) -> Dict[str, float]:
+        """Forward and backward over docs with gold for some head; the
+        unweighted loss of each head."""
+        self._intercept_encoder_gradient()
+        outputs, backprop = self.model.begin_update(self.model_inputs(examples))
+        head_losses, gradients = self.losses_and_gradients(examples, outputs)
+        self.last_head_losses = {
+            head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
+        }
+        backprop(gradients)
+        if not self.last_head_losses:
+            self.last_encoder_gradient_norm = None
+        return head_losses
+
+    def _examples_with_gold(self, examples: List[Example]) -> List[int]:
+        """The positions of the examples whose reference annotates some head.
+        The others would add nothing to any loss or gradient (missing is not
+        negative), so the heads skip them: in a mixed stream, most docs of a
+        batch belong to other components' corpora."""
+        heads = self.head_names
+        return [i for i, eg in enumerate(examples) if any(self.annotates(head, eg.reference) for head in heads)]
+
+    def _waiting_listeners(self) -> List:
+        """The model's listeners that hold an upstream batch and its backprop."""
+        return [
+            node for node in self.model.walk()
+            if isinstance(node, (TransformerListener, Tok2VecListener)) and node._backprop is not None
+        ]
+
+    def _narrow_listeners(self, examples: List[Example], kept: List[int]) -> None:
+        """Hand the model's listeners the upstream outputs of the kept
+        examples' docs only. Their backprop fills in zeros for the others, so
+        the upstream component still gets one gradient per doc of its batch."""
+        docs = [examples[i].predicted for i in kept]
+        for node in self._waiting_listeners():
+            outputs = node._outputs
+            scatter = partial(_scatter_gradients, node._backprop, outputs, set(kept), self.model.ops)
+            node.receive(node.get_batch_id(docs), [outputs[i] for i in kept], scatter)
+
+    def _send_zero_gradients(self) -> None:
+        for node in self._waiting_listeners():
+            # A tok2vec listener keeps its batch until the next one arrives.
+            backprop = node.backprop_and_clear if isinstance(node, TransformerListener) else node._backprop
+            backprop(_zero_gradients(self.model.ops, node._outputs))
 
     def _intercept_encoder_gradient(self) -> None:
         """Route the gradient that the model's listeners pass upstream through
@@ -139,6 +189,40 @@ class MultiTaskPipe(TrainablePipe):
 
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
+
+
+def _has_no_gradient(output) -> bool:
+    """An empty doc's transformer output: spacy-transformers' pooling sends
+    no gradient for it (its backprop list skips the doc)."""
+    return isinstance(output, TransformerData) and "last_hidden_state" not in output.model_output
+
+
+def _zero_gradient(ops, output):
+    """A zero gradient for one doc's listener output."""
+    if isinstance(output, TransformerData):
+        hidden = output.model_output.last_hidden_state
+        return TransformerData(
+            model_output=ModelOutput(last_hidden_state=ops.alloc(hidden.shape, dtype=hidden.dtype)),
+            wordpieces=output.wordpieces,
+            align=output.align,
+        )
+    return ops.alloc(output.shape, dtype=output.dtype)
+
+
+def _zero_gradients(ops, outputs: List) -> List:
+    return [_zero_gradient(ops, output) for output in outputs if not _has_no_gradient(output)]
+
+
+def _scatter_gradients(backprop: Callable, outputs: List, kept: Set[int], ops, d_kept: List, *args, **kwargs):
+    """Backprop the kept docs' gradients, with zeros for the other docs, in
+    the order (and with the gaps) of the listener's whole batch."""
+    d_kept = iter(d_kept)
+    d_outputs = [
+        next(d_kept) if i in kept else _zero_gradient(ops, output)
+        for i, output in enumerate(outputs)
+        if not _has_no_gradient(output)
+    ]
+    return backprop(d_outputs, *args, **kwargs)
 
 
 def _sum_of_squares(ops, arrays: List) -> float:
