@@ -283,36 +283,70 @@ def mixed_nlp_and_docs(tiny_bert, snips_docs, conll04_sample, cascade_docs):
 
 def gradients_of_one_update(nlp, examples) -> dict:
     """The encoder's and each component's gradient from one update (copies)."""
-    components = ["slot_intent", "ner_re", "cascade"]
+    components = [name for name in ("slot_intent", "ner_re", "cascade") if name in nlp.pipe_names]
+    encoder = nlp.get_pipe("tok2vec") if "tok2vec" in nlp.pipe_names else None
     for name in components:
         clear_gradients(nlp.get_pipe(name))
-    gradients = {"encoder": encoder_gradient(nlp, examples)}
+    if encoder is None:
+        gradients = {"encoder": encoder_gradient(nlp, examples)}
+    else:
+        clear_gradients(encoder)
+        nlp.update(examples, sgd=False, drop=0.0)
+        gradients = {"encoder": own_gradient(encoder)}
     gradients.update((name, own_gradient(nlp.get_pipe(name))) for name in components)
     return gradients
+
+
+def narrowed_and_every_doc(nlp, examples, monkeypatch):
+    """Gradients of one update as components take it (the heads see the docs
+    with their gold), then with the heads run over every doc; and the number
+    of docs each component's heads saw, each time."""
+    from spacy_mtl.pipeline.base import MultiTaskPipe
+
+    seen = {}
+    for name, pipe in nlp.pipeline:
+        if isinstance(pipe, MultiTaskPipe):
+            def counting_model_inputs(examples, name=name, model_inputs=pipe.model_inputs):
+                seen[name] = len(examples)
+                return model_inputs(examples)
+
+            monkeypatch.setattr(pipe, "model_inputs", counting_model_inputs)
+    narrowed = (gradients_of_one_update(nlp, examples), dict(seen))
+    monkeypatch.setattr(MultiTaskPipe, "_examples_with_gold", lambda pipe, examples: list(range(len(examples))))
+    every_doc = (gradients_of_one_update(nlp, examples), dict(seen))
+    return narrowed, every_doc
+
+
+def assert_same_gradients(narrowed: dict, every_doc: dict) -> None:
+    for part, gradient in every_doc.items():
+        assert numpy.abs(gradient).sum() > 0, part
+        numpy.testing.assert_allclose(narrowed[part], gradient, rtol=1e-3, atol=1e-6, err_msg=part)
 
 
 def test_heads_skip_docs_without_their_gold_and_get_the_same_gradients(mixed_nlp_and_docs, monkeypatch):
     """Each component runs its heads only over the docs that annotate one of
     them; the other docs' zero gradients are filled in. The encoder's and
-    every head's gradient equal those of running the heads over every doc."""
-    from spacy_mtl.pipeline.base import MultiTaskPipe
-
+    every head's gradient equal those of running the heads over every doc.
+    The empty doc has no transformer output and no gradient entry; spaCy
+    counts it as annotated for entities and trees, so two components keep it."""
     nlp, docs = mixed_nlp_and_docs
-    examples = examples_for(nlp, docs)
-    seen = {}
-    for name in ("slot_intent", "ner_re", "cascade"):
-        pipe = nlp.get_pipe(name)
+    examples = examples_for(nlp, docs[:6] + [Doc(nlp.vocab, words=[])] + docs[6:])
+    (narrowed, seen), (every_doc, seen_every_doc) = narrowed_and_every_doc(nlp, examples, monkeypatch)
+    assert seen == {"slot_intent": 4, "ner_re": 5, "cascade": 7}
+    assert seen_every_doc == {"slot_intent": 15, "ner_re": 15, "cascade": 15}
+    assert_same_gradients(narrowed, every_doc)
 
-        def counting_model_inputs(examples, name=name, model_inputs=pipe.model_inputs):
-            seen[name] = len(examples)
-            return model_inputs(examples)
 
-        monkeypatch.setattr(pipe, "model_inputs", counting_model_inputs)
-    narrowed = gradients_of_one_update(nlp, examples)
-    assert seen == {"slot_intent": 4, "ner_re": 4, "cascade": 6}
-    monkeypatch.setattr(MultiTaskPipe, "_examples_with_gold", lambda pipe, examples: list(range(len(examples))))
-    every_doc = gradients_of_one_update(nlp, examples)
-    assert seen == {"slot_intent": 14, "ner_re": 14, "cascade": 14}
-    for part, gradient in every_doc.items():
-        assert numpy.abs(gradient).sum() > 0, part
-        numpy.testing.assert_allclose(narrowed[part], gradient, rtol=1e-3, atol=1e-6, err_msg=part)
+def test_heads_skip_docs_without_their_gold_under_a_tok2vec(snips_docs, monkeypatch):
+    from test_slot_intent import CNN_LISTENER
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": {"width": 64, "depth": 2}})
+    nlp.add_pipe("slot_intent", config={"model": {"tok2vec": CNN_LISTENER}})
+    nlp.initialize(lambda: examples_for(nlp, snips_docs[:10]))
+    words_only = [Doc(nlp.vocab, words=[t.text for t in doc]) for doc in snips_docs[10:13]]
+    examples = examples_for(nlp, snips_docs[:3] + words_only + [Doc(nlp.vocab, words=[])] + snips_docs[3:6])
+    update(nlp, examples, Adam(0.001))  # zero-initialized layers get weights
+    (narrowed, seen), (every_doc, _) = narrowed_and_every_doc(nlp, examples, monkeypatch)
+    assert seen == {"slot_intent": 6}
+    assert_same_gradients(narrowed, every_doc)
