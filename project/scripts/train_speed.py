@@ -11,6 +11,7 @@ longest doc, in spaCy tokens).
     python scripts/train_speed.py configs/all_trf.cfg --weights training/all_trf/model-last
     python scripts/train_speed.py configs/all_trf.cfg --profile metrics/train_steps.prof
     python scripts/train_speed.py configs/all_trf.cfg --steps 60 --warmup 0 --thinc-blis
+    python scripts/train_speed.py configs/all_trf.cfg --steps 60 --warmup 0 --heads-on-every-doc
 
 The first steps of a run cost more than later ones (an untrained entity
 head proposes many spurious entities, so many relation candidates):
@@ -34,6 +35,7 @@ from thinc.api import Model, NumpyOps
 
 from spacy_mtl.benchmark import device_info, synchronize_gpu
 from spacy_mtl.ml.ops import set_numpy_ops
+from spacy_mtl.pipeline.base import MultiTaskPipe
 
 
 app = typer.Typer(add_completion=False)
@@ -51,6 +53,7 @@ def main(
     profile: Path = typer.Option(None, help="Profile further steps after the timed ones; write the stats (pstats) here"),
     profile_steps_count: int = typer.Option(8, "--profile-steps", help="Steps to profile with --profile"),
     thinc_blis: bool = typer.Option(False, "--thinc-blis", help="Multiply matrices with thinc's BLIS, as spacy-mtl did before it chose numpy's BLAS (to compare)"),
+    heads_on_every_doc: bool = typer.Option(False, "--heads-on-every-doc", help="Run each component's heads over every doc of a batch, as spacy-mtl did before they skipped the docs without their gold (to compare)"),
 ):
     overrides = parse_config_overrides(ctx.args)
     setup_gpu(gpu_id)
@@ -58,6 +61,8 @@ def main(
     config = nlp.config.interpolate()
     if thinc_blis:
         use_thinc_blis(nlp)
+    if heads_on_every_doc:
+        MultiTaskPipe._examples_with_gold = lambda pipe, examples: list(range(len(examples)))
     if weights is not None:
         nlp.from_disk(weights)
         # Loading replaces the encoder's parameters: set up what
@@ -94,6 +99,7 @@ def main(
             "steps": steps,
             "warmup": warmup,
             "matrix_products": "thinc BLIS" if thinc_blis else "numpy BLAS",
+            "heads_run_on": "every doc" if heads_on_every_doc else "docs with their gold",
             "seconds_per_step": round(seconds / steps, 4),
             "words_per_second": round(words / seconds, 1),
             "words_per_step": round(words / steps, 1),

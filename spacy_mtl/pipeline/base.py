@@ -147,7 +147,8 @@ class MultiTaskPipe(TrainablePipe):
 
     def _send_zero_gradients(self) -> None:
         for node in self._waiting_listeners():
-            # A tok2vec listener keeps its batch until the next one arrives.
+            # spaCy's tok2vec listener has no backprop_and_clear: it keeps its
+            # batch until the next one arrives.
             backprop = node.backprop_and_clear if isinstance(node, TransformerListener) else node._backprop
             backprop(_zero_gradients(self.model.ops, node._outputs))
 
