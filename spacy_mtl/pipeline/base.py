@@ -158,9 +158,8 @@ class MultiTaskPipe(TrainablePipe):
         component hands each listener its callback before this update runs;
         a tok2vec listener's forward pass returns that callback itself."""
         self.last_encoder_gradient_norm = None
-        for node in self.model.walk():
-            if isinstance(node, (TransformerListener, Tok2VecListener)) and node._backprop is not None:
-                node._backprop = partial(self._encoder_gradient, node._backprop)
+        for node in self._waiting_listeners():
+            node._backprop = partial(self._encoder_gradient, node._backprop)
 
     def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
         arrays = [_encoder_gradient_array(d) for d in d_outputs]
