@@ -33,7 +33,16 @@ def get_relations(doc: Doc) -> List[Relation]:
 
 
 def set_relations(doc: Doc, relations: Iterable[Relation]) -> None:
-    doc.user_data[RELATIONS_KEY] = [list(relation.as_row()) for relation in relations]
+    set_relation_rows(doc, (relation.as_row() for relation in relations))
+
+
+def get_relation_rows(doc: Doc) -> List[RelationRow]:
+    """The relations as rows, without building their spans."""
+    return [tuple(row) for row in doc.user_data.get(RELATIONS_KEY, [])]
+
+
+def set_relation_rows(doc: Doc, rows: Iterable[RelationRow]) -> None:
+    doc.user_data[RELATIONS_KEY] = [list(row) for row in rows]
 
 
 def has_relations_annotation(doc: Doc) -> bool:

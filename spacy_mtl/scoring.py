@@ -8,7 +8,7 @@ from spacy.scorer import PRFScore
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .relations import has_relations_annotation
+from .relations import get_relation_rows, has_relations_annotation
 
 INTENT_SEPARATOR = "#"
 SLOTS_KEY = "slots"
@@ -98,12 +98,18 @@ def score_slot_intent(
 def relation_tuples(doc: Doc, typed: bool) -> Set[tuple]:
     """Relations as comparable tuples: character spans of head and tail, their
     entity types when `typed` (strict RE+), and the relation label."""
-    rows = set()
-    for rel in doc._.relations:
-        head = (rel.head.start_char, rel.head.end_char) + ((rel.head.label_,) if typed else ())
-        tail = (rel.tail.start_char, rel.tail.end_char) + ((rel.tail.label_,) if typed else ())
-        rows.add((head, tail, rel.label))
-    return rows
+    tuples = set()
+    for hs, he, head_label, ts, te, tail_label, label, _ in get_relation_rows(doc):
+        head = char_offsets(doc, hs, he) + ((head_label,) if typed else ())
+        tail = char_offsets(doc, ts, te) + ((tail_label,) if typed else ())
+        tuples.add((head, tail, label))
+    return tuples
+
+
+def char_offsets(doc: Doc, start: int, end: int) -> Tuple[int, int]:
+    """A token span's character offsets, as Span.start_char and end_char."""
+    last = doc[end - 1]
+    return doc[start].idx, last.idx + len(last)
 
 
 def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:

@@ -122,6 +122,30 @@ def test_distance_limit_and_overlapping_candidates(trained):
     assert probs.shape == (10, len(pipe.relation_labels)) and numpy.isfinite(probs).all()
 
 
+def test_relations_at_or_above_the_threshold_are_kept_with_their_scores(trained):
+    nlp, _, _, _ = trained
+    pipe = nlp.get_pipe("ner_re")
+    doc = nlp.make_doc("Smith works for Acme in Boston")
+    entities = [(0, 1, "Peop"), (3, 4, "Org"), (5, 6, "Loc")]
+    pairs = pipe.candidate_pairs(entities)
+    threshold = pipe.cfg["threshold"]
+    probs = numpy.random.default_rng(0).uniform(size=(len(pairs), len(pipe.relation_labels))).astype("float32")
+    probs[0, 0] = threshold  # a tie is kept
+    pipe.set_annotations([doc], ([entities], [(pairs, probs)]))
+    labels = {(start, end): label for start, end, label in entities}
+    expected = [
+        ((hs, he, labels[hs, he]), (ts, te, labels[ts, te]), label, pytest.approx(float(probs[i, j])))
+        for i, (hs, he, _, ts, te, _) in enumerate(pairs.tolist())
+        for j, label in enumerate(pipe.relation_labels)
+        if probs[i, j] >= threshold
+    ]
+    found = [
+        ((r.head.start, r.head.end, r.head.label_), (r.tail.start, r.tail.end, r.tail.label_), r.label, r.score)
+        for r in doc._.relations
+    ]
+    assert 0 < len(found) < probs.size and found == expected
+
+
 def test_training_pairs_are_capped_keeping_every_gold_pair(trained):
     nlp, examples, _, _ = trained
     pipe = nlp.get_pipe("ner_re")

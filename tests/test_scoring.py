@@ -95,3 +95,19 @@ def test_strict_and_boundary_relation_scores_differ_on_entity_types():
         "OrgBased_In": {"p": 0.0, "r": 0.0, "f": 0.0},
         "Work_For": {"p": 1.0, "r": 1.0, "f": 1.0},
     }
+
+
+def test_relations_match_by_characters_across_tokenizations():
+    from spacy_mtl.relations import Relation
+    from spacy_mtl.scoring import score_entities_relations
+
+    vocab = Vocab()
+    gold = relation_doc(vocab, [(0, 2, "Peop"), (4, 5, "Org")], [(0, 4, "Work_For")])
+    merged = Doc(vocab, words=["John Smith", "works", "for", "Acme", "in", "Boston"])
+    merged.set_ents([Span(merged, 0, 1, label="Peop"), Span(merged, 3, 4, label="Org")], default="outside")
+    merged._.relations = [Relation(merged.ents[0], merged.ents[1], "Work_For")]
+    assert merged.text == gold.text
+    scores = score_entities_relations([Example(merged, gold)])
+    assert scores["rel_micro_f"] == 1.0 and scores["ents_f"] == 1.0
+    shifted = relation_doc(vocab, [(1, 2, "Peop"), (4, 5, "Org")], [(1, 4, "Work_For")])
+    assert score_entities_relations([Example(shifted, gold)])["rel_micro_f"] == 0.0

@@ -15,7 +15,7 @@ from ..ml.decoding import batch_constrained_viterbi, biluo_tag_names, biluo_to_s
 from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
 from ..ml.ops import use_threaded_blas
-from ..relations import Relation, has_relations_annotation, set_relations
+from ..relations import has_relations_annotation, set_relation_rows
 from ..scoring import score_entities_relations
 from ..training.corpus import initial_labels
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
@@ -264,14 +264,14 @@ class NerRe(MultiTaskPipe):
             # Labels from the entities themselves: in relations_only mode they
             # may be types the model never saw.
             labels = {(start, end): label for start, end, label in ents}
-            found = []
-            for (hs, he, _, ts, te, _), scores in zip(pairs.tolist(), probs):
-                head = Span(doc, hs, he, label=labels[hs, he])
-                tail = Span(doc, ts, te, label=labels[ts, te])
-                for label, score in zip(self.relation_labels, scores.tolist()):
-                    if score >= self.cfg["threshold"]:
-                        found.append(Relation(head, tail, label, score))
-            set_relations(doc, found)
+            # Rows straight from the scores: an untrained or unsure head can
+            # pass thousands of pairs, and spans for each would dominate.
+            rows = []
+            for pair, label_id in zip(*numpy.nonzero(probs >= self.cfg["threshold"])):
+                hs, he, _, ts, te, _ = pairs[pair].tolist()
+                label, score = self.relation_labels[label_id], float(probs[pair, label_id])
+                rows.append((hs, he, labels[hs, he], ts, te, labels[ts, te], label, score))
+            set_relation_rows(doc, rows)
 
     # -- training -------------------------------------------------------------
 
