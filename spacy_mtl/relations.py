@@ -28,7 +28,7 @@ class Relation:
 def get_relations(doc: Doc) -> List[Relation]:
     return [
         Relation(Span(doc, hs, he, label=hl), Span(doc, ts, te, label=tl), label, score)
-        for hs, he, hl, ts, te, tl, label, score in doc.user_data.get(RELATIONS_KEY, [])
+        for hs, he, hl, ts, te, tl, label, score in get_relation_rows(doc)
     ]
 
 
