@@ -229,6 +229,45 @@ def test_encoder_gradient_scale_reaches_the_encoder_only(tiny_bert, last_listene
     assert_only_the_encoder_gradient_is_scaled(results)
 
 
+def gradients_of(nlp, pipe, examples):
+    """The encoder's and the component's own gradients from one update."""
+    clear_gradients(pipe)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        encoder = encoder_gradient(nlp, examples)
+    return encoder, own_gradient(pipe)
+
+
+@pytest.mark.parametrize("name", ["slot_intent", "ner_re", "cascade"])
+def test_weigh_docs_equally_scales_a_batch_by_its_docs_with_gold(tiny_bert, last_listener_cases, name):
+    """After a batch with 10 docs of gold, a batch with 2 pulls the encoder
+    and the heads with 2 over the running mean of docs per batch (decay
+    0.99, bias-corrected) times its pull without the option."""
+    config, init_docs = last_listener_cases[name]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(tiny_bert)}})
+    pipe = nlp.add_pipe(name, config={"model": config} if config else {})
+    nlp.initialize(lambda: examples_for(nlp, init_docs))
+    examples = examples_for(nlp, init_docs)
+    update(nlp, examples, Adam(0.001))  # zero-initialized layers get weights
+    few = examples[:2]
+    scales = set()
+    for head in pipe.head_names:
+        n_many = sum(pipe.annotates(head, eg.reference) for eg in examples)
+        n_few = sum(pipe.annotates(head, eg.reference) for eg in few)
+        if n_few:
+            scales.add(round(n_few / ((0.99 * 0.01 * n_many + 0.01 * n_few) / (1 - 0.99**2)), 6))
+    assert len(scales) == 1 and scales.pop() < 0.75
+    expected = n_few / ((0.99 * 0.01 * n_many + 0.01 * n_few) / (1 - 0.99**2))
+    encoder, heads = gradients_of(nlp, pipe, few)
+    pipe.cfg["weigh_docs_equally"] = True
+    gradients_of(nlp, pipe, examples)
+    scaled_encoder, scaled_heads = gradients_of(nlp, pipe, few)
+    assert numpy.abs(encoder).sum() > 0
+    numpy.testing.assert_allclose(scaled_encoder, expected * encoder, rtol=1e-3, atol=1e-6)
+    numpy.testing.assert_allclose(scaled_heads, expected * heads, rtol=1e-3, atol=1e-7)
+
+
 def test_encoder_gradient_scale_reaches_a_tok2vec_encoder(snips_docs):
     from test_slot_intent import CNN_LISTENER
 

@@ -1,6 +1,9 @@
 """Corpus mixing and task loss weighting."""
+import importlib.util
 from collections import Counter
+from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
@@ -121,6 +124,24 @@ def test_batch_by_padded_caps_docs_per_batch():
     # Nothing lost or reordered; the padded size still holds.
     assert [doc for batch in capped for doc in batch] == [doc for batch in uncapped for doc in batch]
     assert all(len(batch) * max(map(len, batch)) <= 600 for batch in capped)
+
+
+def load_project_script(name: str):
+    path = Path(__file__).parents[1] / "project" / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batch_composition_measures_what_per_batch_means_waste():
+    composition = load_project_script("batch_composition").composition
+    even = composition(numpy.asarray([0, 4, 4, 4]))
+    assert (even["batches_with_it"], even["docs_mean"], even["waste"]) == (3, 4.0, 1.0)
+    # 10 docs in two batches: weighted 1 and 1/9 each, they count as 10 / 2.78.
+    uneven = composition(numpy.asarray([1, 9, 0]))
+    assert uneven["waste"] == pytest.approx(5 * (1 + 1 / 9) / 2, abs=0.01)
+    assert composition(numpy.asarray([0, 0]))["batches_with_it"] == 0
 
 
 def test_batch_by_padded_names_a_bad_cap():

@@ -42,6 +42,10 @@ class MultiTaskPipe(TrainablePipe):
     # was zero, no observation).
     encoder_gradient_scale: float = 1.0
     last_encoder_gradient_norm: Optional[float] = None
+    # With cfg["weigh_docs_equally"]: each head's factor for the batch being
+    # updated, and its running mean of docs with gold per batch.
+    batch_doc_scales: Dict[str, float] = {}
+    gold_docs_per_batch: Optional[Dict[str, "RunningMean"]] = None
 
     @property
     def head_names(self) -> List[str]:
@@ -111,7 +115,9 @@ class MultiTaskPipe(TrainablePipe):
         unweighted loss of each head."""
         self._intercept_encoder_gradient()
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
+        self.batch_doc_scales = self._doc_scales(examples) if self.cfg.get("weigh_docs_equally") else {}
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
+        self.batch_doc_scales = {}
         self.last_head_losses = {
             head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
         }
@@ -119,6 +125,28 @@ class MultiTaskPipe(TrainablePipe):
         if not self.last_head_losses:
             self.last_encoder_gradient_norm = None
         return head_losses
+
+    def head_weight(self, head: str) -> float:
+        """The factor of a head's gradient in the current batch: its
+        `cfg["<head>_weight"]`, times its doc scale (see `_doc_scales`)."""
+        return self.cfg[f"{head}_weight"] * self.batch_doc_scales.get(head, 1.0)
+
+    def _doc_scales(self, examples: List[Example]) -> Dict[str, float]:
+        """Per head, the batch's docs with its gold over their running mean.
+        A head's loss is a mean over its gold in the batch, so a doc counts
+        for more in a batch that holds few of its kind: in a mixed stream, a
+        batch with 1 doc of a corpus pulls as hard as one with 20. Scaled by
+        this factor, each doc counts about the same in every batch, while a
+        head's average gradient per batch stays as large."""
+        if self.gold_docs_per_batch is None:
+            self.gold_docs_per_batch = {}
+        scales = {}
+        for head in self.head_names:
+            n_gold = sum(self.annotates(head, eg.reference) for eg in examples)
+            if n_gold:
+                mean = self.gold_docs_per_batch.setdefault(head, RunningMean())
+                scales[head] = n_gold / mean.update(n_gold)
+        return scales
 
     def _examples_with_gold(self, examples: List[Example]) -> List[int]:
         """The positions of the examples whose reference annotates some head.
@@ -189,6 +217,22 @@ class MultiTaskPipe(TrainablePipe):
 
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
         return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
+
+
+class RunningMean:
+    """An exponential moving average, bias-corrected as Adam's moments are,
+    so that its first values are not pulled towards zero."""
+
+    def __init__(self, decay: float = 0.99) -> None:
+        self.decay = decay
+        self.average = 0.0
+        self.count = 0
+
+    def update(self, value: float) -> float:
+        """Add a value; the mean so far."""
+        self.count += 1
+        self.average = self.decay * self.average + (1.0 - self.decay) * value
+        return self.average / (1.0 - self.decay**self.count)
 
 
 def _has_no_gradient(output) -> bool:

@@ -64,6 +64,7 @@ MISSING = -1
         "pos_weight": 1.0,
         "chunk_weight": 1.0,
         "dep_weight": 1.0,
+        "weigh_docs_equally": False,
         "scorer": {"@scorers": "spacy_mtl.cascade_scorer.v1"},
     },
     default_score_weights={
@@ -85,6 +86,7 @@ def make_cascade(
     pos_weight: float,
     chunk_weight: float,
     dep_weight: float,
+    weigh_docs_equally: bool,
     scorer: Optional[Callable],
 ) -> "Cascade":
     """Tagger, chunker and biaffine parser over a shared encoder, in the order
@@ -92,10 +94,13 @@ def make_cascade(
 
     chunks_key (str): the span group of the chunks.
     *_weight (float): scale of each level's gradient (its share at the encoder).
+    weigh_docs_equally (bool): scale each level's gradient by the batch's
+        docs with its gold over their running mean, so that a doc counts the
+        same in a batch with few of its kind as in one with many.
     """
     return Cascade(
         nlp.vocab, model, name, chunks_key=chunks_key, tag_weight=tag_weight, pos_weight=pos_weight,
-        chunk_weight=chunk_weight, dep_weight=dep_weight, scorer=scorer,
+        chunk_weight=chunk_weight, dep_weight=dep_weight, weigh_docs_equally=weigh_docs_equally, scorer=scorer,
     )
 
 
@@ -116,6 +121,7 @@ class Cascade(MultiTaskPipe):
         pos_weight: float = 1.0,
         chunk_weight: float = 1.0,
         dep_weight: float = 1.0,
+        weigh_docs_equally: bool = False,
         scorer: Optional[Callable] = score_cascade,
     ) -> None:
         self.vocab = vocab
@@ -129,6 +135,7 @@ class Cascade(MultiTaskPipe):
             "pos_weight": pos_weight,
             "chunk_weight": chunk_weight,
             "dep_weight": dep_weight,
+            "weigh_docs_equally": weigh_docs_equally,
         }
 
     @property
@@ -304,7 +311,7 @@ class Cascade(MultiTaskPipe):
                 level_gradients = {level: gradient}
             losses[level] = loss
             for name, gradient in level_gradients.items():
-                gradients[name] = gradient * self.cfg[f"{level}_weight"]
+                gradients[name] = gradient * self.head_weight(level)
         return losses, gradients
 
     def annotates(self, level: str, doc: Doc) -> bool:

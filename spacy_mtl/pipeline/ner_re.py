@@ -56,6 +56,7 @@ EntityTuple = Tuple[int, int, str]
         "entities_weight": 1.0,
         "relations_weight": 1.0,
         "heads_learn_rate_scale": 1.0,
+        "weigh_docs_equally": False,
         "scorer": {"@scorers": "spacy_mtl.ner_re_scorer.v1"},
     },
     default_score_weights={
@@ -81,6 +82,7 @@ def make_ner_re(
     entities_weight: float,
     relations_weight: float,
     heads_learn_rate_scale: float,
+    weigh_docs_equally: bool,
     scorer: Optional[Callable],
 ) -> "NerRe":
     """Entity tagger and relation scorer over a shared encoder.
@@ -102,6 +104,9 @@ def make_ner_re(
     heads_learn_rate_scale (float): the learning rate of the component's own
         parameters relative to the optimizer's (the shared transformer keeps
         the optimizer's rate).
+    weigh_docs_equally (bool): scale each head's gradient by the batch's
+        docs with its gold over their running mean, so that a doc counts the
+        same in a batch with few of its kind as in one with many.
     """
     if train_entities not in TRAIN_ENTITIES:
         raise ValueError(f"[{name}] train_entities must be one of {TRAIN_ENTITIES}, not '{train_entities}'")
@@ -111,7 +116,7 @@ def make_ner_re(
         nlp.vocab, model, name, threshold=threshold, max_distance=max_distance,
         train_entities=train_entities, max_training_pairs=max_training_pairs,
         relations_only=relations_only, entities_weight=entities_weight, relations_weight=relations_weight,
-        heads_learn_rate_scale=heads_learn_rate_scale, scorer=scorer,
+        heads_learn_rate_scale=heads_learn_rate_scale, weigh_docs_equally=weigh_docs_equally, scorer=scorer,
     )
 
 
@@ -135,6 +140,7 @@ class NerRe(MultiTaskPipe):
         entities_weight: float = 1.0,
         relations_weight: float = 1.0,
         heads_learn_rate_scale: float = 1.0,
+        weigh_docs_equally: bool = False,
         scorer: Optional[Callable] = score_entities_relations,
     ) -> None:
         self.vocab = vocab
@@ -152,6 +158,7 @@ class NerRe(MultiTaskPipe):
             "entities_weight": entities_weight,
             "relations_weight": relations_weight,
             "heads_learn_rate_scale": heads_learn_rate_scale,
+            "weigh_docs_equally": weigh_docs_equally,
         }
 
     @property
@@ -279,8 +286,9 @@ class NerRe(MultiTaskPipe):
         tokvecs, entity_logits = outputs
         entity_loss, d_entity_logits = self._entity_loss(examples, entity_logits)
         relation_loss, d_tokvecs = self._relation_loss(examples, tokvecs, entity_logits)
+        # (The doc scale is in the relation loss' gradient already.)
         d_tokvecs = [d * self.cfg["relations_weight"] for d in d_tokvecs]
-        d_entity_logits = [d * self.cfg["entities_weight"] for d in d_entity_logits]
+        d_entity_logits = [d * self.head_weight("entities") for d in d_entity_logits]
         return {"entities": entity_loss, "relations": relation_loss}, (d_tokvecs, d_entity_logits)
 
     def annotates(self, head: str, doc: Doc) -> bool:
@@ -355,7 +363,11 @@ class NerRe(MultiTaskPipe):
         probs = ops.sigmoid(logits)
         truth = ops.asarray(numpy.vstack(targets))
         loss = -float((truth * ops.xp.log(probs + EPSILON) + (1 - truth) * ops.xp.log(1 - probs + EPSILON)).sum())
-        d_tokvecs, _ = bp_relations((probs - truth) / n_pairs)
+        # The relation head's own gradient takes the doc scale (see
+        # weigh_docs_equally), not relations_weight: that weight is the
+        # relations' share at the encoder, applied to d_tokvecs after.
+        d_logits = (probs - truth) * (self.batch_doc_scales.get("relations", 1.0) / n_pairs)
+        d_tokvecs, _ = bp_relations(d_logits)
         return loss / n_pairs, d_tokvecs
 
     def _relation_targets(self, eg: Example, pairs: numpy.ndarray) -> numpy.ndarray:

@@ -51,6 +51,7 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
         "slots_weight": 1.0,
         "intent_weight": 1.0,
         "heads_learn_rate_scale": 1.0,
+        "weigh_docs_equally": False,
         "spans_key": SLOTS_KEY,
         "scorer": {"@scorers": "spacy_mtl.slot_intent_scorer.v1"},
     },
@@ -71,6 +72,7 @@ def make_slot_intent(
     slots_weight: float,
     intent_weight: float,
     heads_learn_rate_scale: float,
+    weigh_docs_equally: bool,
     spans_key: str,
     scorer: Optional[Callable],
 ) -> "SlotIntent":
@@ -84,6 +86,9 @@ def make_slot_intent(
     heads_learn_rate_scale (float): the learning rate of the component's own
         parameters relative to the optimizer's (the shared transformer keeps
         the optimizer's rate).
+    weigh_docs_equally (bool): scale each head's gradient by the batch's
+        docs with its gold over their running mean, so that a doc counts the
+        same in a batch with few of its kind as in one with many.
     spans_key (str): the span group the slots are read from and written to.
     """
     return SlotIntent(
@@ -95,6 +100,7 @@ def make_slot_intent(
         slots_weight=slots_weight,
         intent_weight=intent_weight,
         heads_learn_rate_scale=heads_learn_rate_scale,
+        weigh_docs_equally=weigh_docs_equally,
         spans_key=spans_key,
         scorer=scorer,
     )
@@ -117,6 +123,7 @@ class SlotIntent(MultiTaskPipe):
         slots_weight: float = 1.0,
         intent_weight: float = 1.0,
         heads_learn_rate_scale: float = 1.0,
+        weigh_docs_equally: bool = False,
         spans_key: str = SLOTS_KEY,
         scorer: Optional[Callable] = score_slot_intent,
     ) -> None:
@@ -132,6 +139,7 @@ class SlotIntent(MultiTaskPipe):
             "slots_weight": slots_weight,
             "intent_weight": intent_weight,
             "heads_learn_rate_scale": heads_learn_rate_scale,
+            "weigh_docs_equally": weigh_docs_equally,
             "spans_key": spans_key,
         }
         self.model.attrs["multi_label"] = multi_label
@@ -228,8 +236,8 @@ class SlotIntent(MultiTaskPipe):
         slot_logits, intent_logits = outputs
         slot_loss, d_slots = self._slot_loss(examples, slot_logits)
         intent_loss, d_intent = self._intent_loss(examples, intent_logits)
-        d_slots = [d * self.cfg["slots_weight"] for d in d_slots]
-        d_intent = d_intent * self.cfg["intent_weight"]
+        d_slots = [d * self.head_weight("slots") for d in d_slots]
+        d_intent = d_intent * self.head_weight("intent")
         return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
 
     def annotates(self, head: str, doc: Doc) -> bool:
