@@ -115,12 +115,12 @@ class MultiTaskPipe(TrainablePipe):
         unweighted loss of each head."""
         self._intercept_encoder_gradient()
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
-        self.batch_doc_scales = self._doc_scales(examples) if self.cfg.get("weigh_docs_equally") else {}
+        gold_docs = {head: sum(self.annotates(head, eg.reference) for eg in examples) for head in self.head_names}
+        self.batch_doc_scales = self._doc_scales(gold_docs) if self.cfg.get("weigh_docs_equally") else {}
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
         self.batch_doc_scales = {}
-        self.last_head_losses = {
-            head: loss for head, loss in head_losses.items() if any(self.annotates(head, eg.reference) for eg in examples)
-        }
+        # (Every head with a loss has a weight, so is among head_names.)
+        self.last_head_losses = {head: loss for head, loss in head_losses.items() if gold_docs[head]}
         backprop(gradients)
         if not self.last_head_losses:
             self.last_encoder_gradient_norm = None
@@ -131,18 +131,17 @@ class MultiTaskPipe(TrainablePipe):
         `cfg["<head>_weight"]`, times its doc scale (see `_doc_scales`)."""
         return self.cfg[f"{head}_weight"] * self.batch_doc_scales.get(head, 1.0)
 
-    def _doc_scales(self, examples: List[Example]) -> Dict[str, float]:
-        """Per head, the batch's docs with its gold over their running mean.
-        A head's loss is a mean over its gold in the batch, so a doc counts
-        for more in a batch that holds few of its kind: in a mixed stream, a
-        batch with 1 doc of a corpus pulls as hard as one with 20. Scaled by
-        this factor, each doc counts about the same in every batch, while a
-        head's average gradient per batch stays as large."""
+    def _doc_scales(self, gold_docs: Dict[str, int]) -> Dict[str, float]:
+        """Per head, the batch's docs with its gold (`gold_docs`) over their
+        running mean. A head's loss is a mean over its gold in the batch, so
+        a doc counts for more in a batch that holds few of its kind: in a
+        mixed stream, a batch with 1 doc of a corpus pulls as hard as one
+        with 20. Scaled by this factor, each doc counts about the same in
+        every batch, while a head's average gradient per batch stays as large."""
         if self.gold_docs_per_batch is None:
             self.gold_docs_per_batch = {}
         scales = {}
-        for head in self.head_names:
-            n_gold = sum(self.annotates(head, eg.reference) for eg in examples)
+        for head, n_gold in gold_docs.items():
             if n_gold:
                 mean = self.gold_docs_per_batch.setdefault(head, RunningMean())
                 scales[head] = n_gold / mean.update(n_gold)
