@@ -1,5 +1,6 @@
 """Corpus mixing and task loss weighting."""
 import importlib.util
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -142,6 +143,41 @@ def test_batch_composition_measures_what_per_batch_means_waste():
     uneven = composition(numpy.asarray([1, 9, 0]))
     assert uneven["waste"] == pytest.approx(5 * (1 + 1 / 9) / 2, abs=0.01)
     assert composition(numpy.asarray([0, 0]))["batches_with_it"] == 0
+
+
+def write_run(metrics_dir: Path, training_dir: Path, run: str, scores: dict, files: list, wall_seconds=None):
+    """One run's metrics files (one per dev corpus) and, if it was timed, its timing."""
+    for name in files:
+        (metrics_dir / f"{name}.json").write_text(json.dumps({"scores": scores}))
+    if wall_seconds is not None:
+        (training_dir / run).mkdir()
+        (training_dir / run / "timing.json").write_text(json.dumps({"wall_seconds": wall_seconds}))
+
+
+def test_compare_times_only_the_seeds_run_on_one_machine(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = tmp_path / "metrics", tmp_path / "training"
+    metrics_dir.mkdir(), training_dir.mkdir()
+    scores = {"sent_acc": 0.9, "rel_micro_f": 0.7, "dep_las": 0.8, "chunk_f": 0.95}
+    for seed, suffix in ((0, ""), (1, "_seed1")):
+        # Seed 1's single-task runs were timed elsewhere: scores only.
+        timed = seed == 0
+        write_run(metrics_dir, training_dir, f"snips_trf{suffix}", scores, [f"snips_trf{suffix}"], 600 if timed else None)
+        write_run(metrics_dir, training_dir, f"conll04_trf{suffix}", scores, [f"conll04_trf{suffix}"], 600 if timed else None)
+        write_run(metrics_dir, training_dir, f"cascade_trf{suffix}", scores,
+                  [f"cascade_trf{suffix}_ewt", f"cascade_trf{suffix}_conll2000"], 1200 if timed else None)
+        all_scores = dict(scores, rel_micro_f=0.68 - 0.02 * seed)
+        write_run(metrics_dir, training_dir, f"all_trf{suffix}", all_scores,
+                  [f"all_trf{suffix}_{c}" for c in ("snips", "conll04", "ewt", "conll2000")], 1200 + 300 * seed)
+    rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
+    assert rows[1]["all_in_one"] == pytest.approx(67.0) and rows[1]["difference"] == pytest.approx(-3.0)
+    with pytest.raises(SystemExit, match="snips_trf_seed1/timing.json"):
+        compare.training_seconds(rows, "trf", [0, 1], training_dir)
+    seconds = compare.training_seconds(rows, "trf", [0], training_dir)
+    assert (seconds["single_sum"], seconds["all_in_one"], seconds["ratio"]) == (2400, [1200], 0.5)
+    assert "wall times of seed 0 only" in compare.markdown_table(rows, seconds)
+    with pytest.raises(SystemExit, match="must hold one of its seeds"):
+        compare.training_seconds(rows, "trf", [2], training_dir)
 
 
 def test_batch_by_padded_names_a_bad_cap():

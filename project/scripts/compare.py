@@ -1,13 +1,16 @@
 """Single-task pipelines vs the all-in-one pipeline: headline dev scores,
 training wall times, and dev score against training step.
 
-compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2]
+compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--timed-seeds 0]
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
 `all_trf_seed1`), for its training folder and its metrics files alike. With
 several seeds, the table compares the means over the seeds each pipeline was
-trained with; a single-task pipeline may lack the later seeds.
+trained with; a single-task pipeline may lack the later seeds. Wall times
+compare only runs of one machine: `--timed-seeds` names the seeds whose runs
+were timed on it (by default all of `--seeds`), and only those need a
+training folder with `timing.json`.
 """
 import json
 import re
@@ -102,8 +105,9 @@ def score_cell(scores: List[float]) -> str:
 
 
 def markdown_table(rows: List[Dict], seconds: Dict) -> str:
+    timed = seconds["timed_seeds"]
     several = any(len(row["single_seeds"]) > 1 or len(row["all_in_one_seeds"]) > 1 for row in rows)
-    fastest = ", the fastest of each" if several else ""
+    fastest = ", the fastest of each" if any(len(set(row["single_seeds"]) & set(timed)) > 1 for row in rows) else ""
     lines = [
         "| task (dev) | metric | single-task | all-in-one | all-in-one - single |",
         "|---|---|---|---|---|",
@@ -117,7 +121,11 @@ def markdown_table(rows: List[Dict], seconds: Dict) -> str:
     )
     if several:
         lines.append("")
-        lines.append("Means over seeds, each seed's score in brackets; the all-in-one wall time is a mean too.")
+        timed_note = "" if len(timed) == 1 else "; the all-in-one wall time is a mean too"
+        trained = {seed for row in rows for seed in row["single_seeds"] + row["all_in_one_seeds"]}
+        if set(timed) != trained:
+            timed_note += f"; wall times of seed{'s' if len(timed) > 1 else ''} {', '.join(map(str, timed))} only"
+        lines.append(f"Means over seeds, each seed's score in brackets{timed_note}.")
     return "\n".join(lines) + "\n"
 
 
@@ -171,19 +179,29 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
     return row, curves
 
 
-def training_seconds(rows: List[Dict], config: str, seeds: List[int], training_dir: Path) -> Dict:
-    """The all-in-one pipeline's mean wall time over its seeds, against the sum
-    of each single-task pipeline's fastest run: of runs on one machine, the
-    slower ones were slowed by what else it ran, not by their seed."""
+def training_seconds(rows: List[Dict], config: str, timed_seeds: List[int], training_dir: Path) -> Dict:
+    """The all-in-one pipeline's mean wall time over its timed seeds, against
+    the sum of each single-task pipeline's fastest timed run: of runs on one
+    machine, the slower ones were slowed by what else it ran, not by their seed."""
     single = {}
     for row in rows:
         run = TASKS[row["task"]][1]
-        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in row["single_seeds"])
-    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
+        seeds = [seed for seed in row["single_seeds"] if seed in timed_seeds]
+        if not seeds:
+            raise SystemExit(f"No timed run of {row['single_run']}: --timed-seeds must hold one of its seeds {row['single_seeds']}")
+        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in seeds)
+    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in timed_seeds]
     return {
-        "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
+        "timed_seeds": timed_seeds, "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
         "ratio": round(mean(all_in_one) / sum(single.values()), 3),
     }
+
+
+def parse_seeds(option: str, value: str) -> List[int]:
+    try:
+        return sorted({int(seed) for seed in value.split(",")})
+    except ValueError:
+        raise SystemExit(f"{option} takes comma-separated integers, like 0,1,2: not '{value}'") from None
 
 
 def main(
@@ -192,18 +210,19 @@ def main(
     out_png: Path,
     config: str = typer.Option("trf", help="The project's config variable (run names end with it)"),
     seeds: str = typer.Option("0", help="The seeds the runs were trained with, comma-separated"),
+    timed_seeds: str = typer.Option("", help="The seeds whose runs were timed on one machine (default: all of --seeds)"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
 ):
-    try:
-        seeds = sorted({int(seed) for seed in seeds.split(",")})
-    except ValueError:
-        raise SystemExit(f"--seeds takes comma-separated integers, like 0,1,2: not '{seeds}'") from None
+    seeds = parse_seeds("--seeds", seeds)
+    timed_seeds = parse_seeds("--timed-seeds", timed_seeds) if timed_seeds else seeds
+    if not set(timed_seeds) <= set(seeds):
+        raise SystemExit(f"--timed-seeds {timed_seeds} must be among --seeds {seeds}")
     rows, curves = [], {}
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
-    seconds = training_seconds(rows, config, seeds, training_dir)
+    seconds = training_seconds(rows, config, timed_seeds, training_dir)
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
