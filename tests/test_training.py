@@ -154,7 +154,7 @@ def write_run(metrics_dir: Path, training_dir: Path, run: str, scores: dict, fil
         (training_dir / run / "timing.json").write_text(json.dumps({"wall_seconds": wall_seconds}))
 
 
-def test_compare_times_only_the_seeds_run_on_one_machine(tmp_path):
+def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path):
     compare = load_project_script("compare")
     metrics_dir, training_dir = tmp_path / "metrics", tmp_path / "training"
     metrics_dir.mkdir(), training_dir.mkdir()
@@ -172,12 +172,12 @@ def test_compare_times_only_the_seeds_run_on_one_machine(tmp_path):
     rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
     assert rows[1]["all_in_one"] == pytest.approx(67.0) and rows[1]["difference"] == pytest.approx(-3.0)
     with pytest.raises(SystemExit, match="snips_trf_seed1/timing.json"):
-        compare.training_seconds(rows, "trf", [0, 1], training_dir)
-    seconds = compare.training_seconds(rows, "trf", [0], training_dir)
-    assert (seconds["single_sum"], seconds["all_in_one"], seconds["ratio"]) == (2400, [1200], 0.5)
-    assert "wall times of seed 0 only" in compare.markdown_table(rows, seconds)
+        compare.training_seconds(rows, "trf", [0, 1], [0, 1], training_dir)
+    seconds = compare.training_seconds(rows, "trf", [0, 1], [0], training_dir)
+    assert (seconds["single_sum"], seconds["all_in_one"], seconds["ratio"]) == (2400, [1200, 1500], 0.562)
+    assert "single-task seed 1 not timed" in compare.markdown_table(rows, seconds)
     with pytest.raises(SystemExit, match="must hold one of its seeds"):
-        compare.training_seconds(rows, "trf", [2], training_dir)
+        compare.training_seconds(rows, "trf", [0, 1], [2], training_dir)
 
 
 def test_batch_by_padded_names_a_bad_cap():

@@ -1,15 +1,16 @@
 """Single-task pipelines vs the all-in-one pipeline: headline dev scores,
 training wall times, and dev score against training step.
 
-compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--timed-seeds 0]
+compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--single-timed-seeds 0]
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
 `all_trf_seed1`), for its training folder and its metrics files alike. With
 several seeds, the table compares the means over the seeds each pipeline was
 trained with; a single-task pipeline may lack the later seeds. Wall times
-compare only runs of one machine: `--timed-seeds` names the seeds whose runs
-were timed on it (by default all of `--seeds`), and only those need a
+compare runs of one machine: where some single-task runs were trained on
+another, `--single-timed-seeds` names the seeds of those timed on the
+all-in-one runs' machine (by default all of `--seeds`); only they need a
 training folder with `timing.json`.
 """
 import json
@@ -105,7 +106,7 @@ def score_cell(scores: List[float]) -> str:
 
 
 def markdown_table(rows: List[Dict], seconds: Dict) -> str:
-    timed = seconds["timed_seeds"]
+    timed = seconds["single_timed_seeds"]
     several = any(len(row["single_seeds"]) > 1 or len(row["all_in_one_seeds"]) > 1 for row in rows)
     fastest = ", the fastest of each" if any(len(set(row["single_seeds"]) & set(timed)) > 1 for row in rows) else ""
     lines = [
@@ -121,11 +122,9 @@ def markdown_table(rows: List[Dict], seconds: Dict) -> str:
     )
     if several:
         lines.append("")
-        timed_note = "" if len(timed) == 1 else "; the all-in-one wall time is a mean too"
-        trained = {seed for row in rows for seed in row["single_seeds"] + row["all_in_one_seeds"]}
-        if set(timed) != trained:
-            timed_note += f"; wall times of seed{'s' if len(timed) > 1 else ''} {', '.join(map(str, timed))} only"
-        lines.append(f"Means over seeds, each seed's score in brackets{timed_note}.")
+        untimed = sorted({seed for row in rows for seed in row["single_seeds"]} - set(timed))
+        untimed_note = f"; single-task seed{'s' * (len(untimed) > 1)} {', '.join(map(str, untimed))} not timed" if untimed else ""
+        lines.append(f"Means over seeds, each seed's score in brackets; the all-in-one wall time is a mean too{untimed_note}.")
     return "\n".join(lines) + "\n"
 
 
@@ -179,20 +178,20 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
     return row, curves
 
 
-def training_seconds(rows: List[Dict], config: str, timed_seeds: List[int], training_dir: Path) -> Dict:
-    """The all-in-one pipeline's mean wall time over its timed seeds, against
-    the sum of each single-task pipeline's fastest timed run: of runs on one
+def training_seconds(rows: List[Dict], config: str, seeds: List[int], single_timed_seeds: List[int], training_dir: Path) -> Dict:
+    """The all-in-one pipeline's mean wall time over its seeds, against the
+    sum of each single-task pipeline's fastest timed run: of runs on one
     machine, the slower ones were slowed by what else it ran, not by their seed."""
     single = {}
     for row in rows:
         run = TASKS[row["task"]][1]
-        seeds = [seed for seed in row["single_seeds"] if seed in timed_seeds]
-        if not seeds:
-            raise SystemExit(f"No timed run of {row['single_run']}: --timed-seeds must hold one of its seeds {row['single_seeds']}")
-        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in seeds)
-    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in timed_seeds]
+        timed = [seed for seed in row["single_seeds"] if seed in single_timed_seeds]
+        if not timed:
+            raise SystemExit(f"No timed run of {row['single_run']}: --single-timed-seeds must hold one of its seeds {row['single_seeds']}")
+        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in timed)
+    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
     return {
-        "timed_seeds": timed_seeds, "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
+        "single_timed_seeds": single_timed_seeds, "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
         "ratio": round(mean(all_in_one) / sum(single.values()), 3),
     }
 
@@ -210,19 +209,19 @@ def main(
     out_png: Path,
     config: str = typer.Option("trf", help="The project's config variable (run names end with it)"),
     seeds: str = typer.Option("0", help="The seeds the runs were trained with, comma-separated"),
-    timed_seeds: str = typer.Option("", help="The seeds whose runs were timed on one machine (default: all of --seeds)"),
+    single_timed_seeds: str = typer.Option("", help="The seeds of the single-task runs timed on the all-in-one runs' machine (default: all of --seeds)"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
 ):
     seeds = parse_seeds("--seeds", seeds)
-    timed_seeds = parse_seeds("--timed-seeds", timed_seeds) if timed_seeds else seeds
-    if not set(timed_seeds) <= set(seeds):
-        raise SystemExit(f"--timed-seeds {timed_seeds} must be among --seeds {seeds}")
+    single_timed_seeds = parse_seeds("--single-timed-seeds", single_timed_seeds) if single_timed_seeds else seeds
+    if not set(single_timed_seeds) <= set(seeds):
+        raise SystemExit(f"--single-timed-seeds {single_timed_seeds} must be among --seeds {seeds}")
     rows, curves = [], {}
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
-    seconds = training_seconds(rows, config, timed_seeds, training_dir)
+    seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir)
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
