@@ -157,7 +157,8 @@ def write_run(metrics_dir: Path, training_dir: Path, run: str, scores: dict, fil
 def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path):
     compare = load_project_script("compare")
     metrics_dir, training_dir = tmp_path / "metrics", tmp_path / "training"
-    metrics_dir.mkdir(), training_dir.mkdir()
+    metrics_dir.mkdir()
+    training_dir.mkdir()
     scores = {"sent_acc": 0.9, "rel_micro_f": 0.7, "dep_las": 0.8, "chunk_f": 0.95}
     for seed, suffix in ((0, ""), (1, "_seed1")):
         # Seed 1's single-task runs were timed elsewhere: scores only.
