@@ -44,6 +44,7 @@ def create_multi_corpus(
         proportion to its size, 0 = uniformly).
     epoch_size: docs drawn per epoch (default: all corpora's sizes summed).
     shuffle: False yields every doc of every corpus once, in order (for dev).
+    seed: fixes the draw; pass ${system.seed} to draw anew for each seed.
     group_words: 0 mixes the docs of all corpora; N > 0 yields runs of about
         N words from one corpus at a time, in random order (with a batch size
         of N words, most batches then come from one corpus).
