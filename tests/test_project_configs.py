@@ -27,3 +27,16 @@ def test_project_config_builds_its_pipeline(config_path, tiny_bert):
 
 def test_project_has_configs():
     assert {"all_trf", "all_gpu", "slot_intent_trf", "ner_re_trf", "cascade_trf"} <= {path.stem for path in CONFIGS}
+
+
+def test_gpu_config_has_the_cpu_configs_settings():
+    """all_gpu.cfg is all_trf.cfg for a GPU: a setting changed in one alone
+    would make GPU runs train another pipeline than the README's results."""
+    configs_dir = CONFIGS[0].parent
+    cpu, gpu = (load_config(configs_dir / name) for name in ("all_trf.cfg", "all_gpu.cfg"))
+    assert (cpu["system"]["gpu_allocator"], gpu["system"]["gpu_allocator"]) == (None, "pytorch")
+    for config, mixed in ((cpu, False), (gpu, True)):
+        config["system"]["gpu_allocator"] = None
+        for section in (config["components"]["transformer"]["model"], config["components"]["cascade"]["model"]):
+            assert section.pop("mixed_precision") is mixed
+    assert gpu == cpu
