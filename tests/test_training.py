@@ -154,14 +154,14 @@ def write_run(metrics_dir: Path, training_dir: Path, run: str, scores: dict, fil
         (training_dir / run / "timing.json").write_text(json.dumps({"wall_seconds": wall_seconds}))
 
 
-def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path):
-    compare = load_project_script("compare")
+def write_compare_runs(tmp_path):
+    """Seeds 0 and 1 of every pipeline; seed 1's single-task runs were timed
+    elsewhere, so they have scores only."""
     metrics_dir, training_dir = tmp_path / "metrics", tmp_path / "training"
     metrics_dir.mkdir()
     training_dir.mkdir()
     scores = {"sent_acc": 0.9, "rel_micro_f": 0.7, "dep_las": 0.8, "chunk_f": 0.95}
     for seed, suffix in ((0, ""), (1, "_seed1")):
-        # Seed 1's single-task runs were timed elsewhere: scores only.
         timed = seed == 0
         write_run(metrics_dir, training_dir, f"snips_trf{suffix}", scores, [f"snips_trf{suffix}"], 600 if timed else None)
         write_run(metrics_dir, training_dir, f"conll04_trf{suffix}", scores, [f"conll04_trf{suffix}"], 600 if timed else None)
@@ -170,15 +170,49 @@ def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path)
         all_scores = dict(scores, rel_micro_f=0.68 - 0.02 * seed)
         write_run(metrics_dir, training_dir, f"all_trf{suffix}", all_scores,
                   [f"all_trf{suffix}_{c}" for c in ("snips", "conll04", "ewt", "conll2000")], 1200 + 300 * seed)
+    return metrics_dir, training_dir
+
+
+def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
     rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
     assert rows[1]["all_in_one"] == pytest.approx(67.0) and rows[1]["difference"] == pytest.approx(-3.0)
     with pytest.raises(SystemExit, match="snips_trf_seed1/timing.json"):
-        compare.training_seconds(rows, "trf", [0, 1], [0, 1], training_dir)
-    seconds = compare.training_seconds(rows, "trf", [0, 1], [0], training_dir)
+        compare.training_seconds(rows, "trf", [0, 1], [0, 1], training_dir, metrics_dir)
+    seconds = compare.training_seconds(rows, "trf", [0, 1], [0], training_dir, metrics_dir)
     assert (seconds["single_sum"], seconds["all_in_one"], seconds["ratio"]) == (2400, [1200, 1500], 0.562)
     assert "single-task seed 1 not timed" in compare.markdown_table(rows, seconds)
     with pytest.raises(SystemExit, match="must hold one of its seeds"):
-        compare.training_seconds(rows, "trf", [0, 1], [2], training_dir)
+        compare.training_seconds(rows, "trf", [0, 1], [2], training_dir, metrics_dir)
+
+
+TRAIN_LOG = """E    #       LOSS SLOT_INTENT  SENT_ACC  SCORE
+---  ------  ----------------  --------  ------
+  0       0             40.00     10.00    0.10
+  1     975             10.00     80.00    0.80
+"""
+
+
+def test_compare_reads_a_runs_copies_in_the_metrics_folder_without_its_training_folder(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
+    moved = tmp_path / "moved"
+    training_dir.rename(moved)
+    training_dir.mkdir()
+    for run_dir in moved.iterdir():
+        (run_dir / "timing.json").rename(metrics_dir / f"{run_dir.name}_timing.json")
+    (metrics_dir / "all_trf_seed1_train.log").write_text(TRAIN_LOG)
+    # A run's own training folder wins over the copy.
+    (training_dir / "all_trf").mkdir()
+    (training_dir / "all_trf" / "timing.json").write_text(json.dumps({"wall_seconds": 900}))
+    rows, curves = zip(*(compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir) for task in compare.TASKS))
+    assert curves[0]["all-in-one"] == [(0, 10.0), (975, 80.0)]
+    seconds = compare.training_seconds(list(rows), "trf", [0, 1], [0], training_dir, metrics_dir)
+    assert (seconds["single_sum"], seconds["all_in_one"]) == (2400, [900, 1500])
+    (metrics_dir / "snips_trf_timing.json").unlink()
+    with pytest.raises(SystemExit, match="snips_trf/timing.json \\(and .*snips_trf_timing.json\\)"):
+        compare.training_seconds(list(rows), "trf", [0, 1], [0], training_dir, metrics_dir)
 
 
 def test_batch_by_padded_names_a_bad_cap():

@@ -11,7 +11,10 @@ trained with; a single-task pipeline may lack the later seeds. Wall times
 compare runs of one machine: where some single-task runs were trained on
 another, `--single-timed-seeds` names the seeds of those timed on the
 all-in-one runs' machine (by default all of `--seeds`); only they need a
-training folder with `timing.json`.
+`timing.json`. A run's `timing.json` and `train.log` are read from its
+training folder, or else from their copies in the metrics folder
+(`<run>_timing.json`, `<run>_train.log`), so a committed table can be made
+again without the training folders.
 """
 import json
 import re
@@ -55,10 +58,21 @@ def read_score(metrics_dir: Path, stem: str, metric: str) -> float:
     return 100 * score
 
 
-def read_wall_seconds(training_dir: Path, run: str) -> float:
-    path = training_dir / run / "timing.json"
+def run_file(training_dir: Path, metrics_dir: Path, run: str, name: str) -> Path:
+    """A run's file in its training folder, or else its copy in the metrics
+    folder; the training folder's path where neither exists."""
+    path = training_dir / run / name
+    copy = metrics_dir / f"{run}_{name}"
+    return copy if not path.exists() and copy.exists() else path
+
+
+def read_wall_seconds(training_dir: Path, metrics_dir: Path, run: str) -> float:
+    path = run_file(training_dir, metrics_dir, run, "timing.json")
     if not path.exists():
-        raise SystemExit(f"Missing {path}: train with the project's train command (scripts/timed.py)")
+        raise SystemExit(
+            f"Missing {path} (and {metrics_dir / f'{run}_timing.json'}): "
+            "train with the project's train command (scripts/timed.py)"
+        )
     return json.loads(path.read_text())["wall_seconds"]
 
 
@@ -167,18 +181,19 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
         "difference": round(mean(all_in_one) - mean(single), 2),
         "within_target": mean(all_in_one) >= mean(single) - MAX_POINTS_BEHIND,
     }
+    def log_of(template: str, seed: int) -> Path:
+        return run_file(training_dir, metrics_dir, run_name(template, config, seed), "train.log")
+
     curves = {
-        "single-task": mean_curve([
-            read_curve(training_dir / run_name(run, config, seed) / "train.log", metric) for seed in single_seeds
-        ]),
-        "all-in-one": mean_curve([
-            read_curve(training_dir / run_name(ALL_IN_ONE_RUN, config, seed) / "train.log", metric) for seed in all_seeds
-        ]),
+        "single-task": mean_curve([read_curve(log_of(run, seed), metric) for seed in single_seeds]),
+        "all-in-one": mean_curve([read_curve(log_of(ALL_IN_ONE_RUN, seed), metric) for seed in all_seeds]),
     }
     return row, curves
 
 
-def training_seconds(rows: List[Dict], config: str, seeds: List[int], single_timed_seeds: List[int], training_dir: Path) -> Dict:
+def training_seconds(
+    rows: List[Dict], config: str, seeds: List[int], single_timed_seeds: List[int], training_dir: Path, metrics_dir: Path
+) -> Dict:
     """The all-in-one pipeline's mean wall time over its seeds, against the
     sum of each single-task pipeline's fastest timed run: of runs on one
     machine, the slower ones were slowed by what else it ran, not by their seed."""
@@ -188,8 +203,8 @@ def training_seconds(rows: List[Dict], config: str, seeds: List[int], single_tim
         timed = [seed for seed in row["single_seeds"] if seed in single_timed_seeds]
         if not timed:
             raise SystemExit(f"No timed run of {row['single_run']}: --single-timed-seeds must hold one of its seeds {row['single_seeds']}")
-        single[row["single_run"]] = min(read_wall_seconds(training_dir, run_name(run, config, seed)) for seed in timed)
-    all_in_one = [read_wall_seconds(training_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
+        single[row["single_run"]] = min(read_wall_seconds(training_dir, metrics_dir, run_name(run, config, seed)) for seed in timed)
+    all_in_one = [read_wall_seconds(training_dir, metrics_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
     return {
         "single_timed_seeds": single_timed_seeds, "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
         "ratio": round(mean(all_in_one) / sum(single.values()), 3),
@@ -221,7 +236,7 @@ def main(
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
-    seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir)
+    seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir, metrics_dir)
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
