@@ -181,6 +181,7 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
         "difference": round(mean(all_in_one) - mean(single), 2),
         "within_target": mean(all_in_one) >= mean(single) - MAX_POINTS_BEHIND,
     }
+
     def log_of(template: str, seed: int) -> Path:
         return run_file(training_dir, metrics_dir, run_name(template, config, seed), "train.log")
 
