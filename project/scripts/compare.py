@@ -58,11 +58,16 @@ def read_score(metrics_dir: Path, stem: str, metric: str) -> float:
     return 100 * score
 
 
+def metrics_copy(metrics_dir: Path, run: str, name: str) -> Path:
+    """Where the metrics folder keeps a copy of a run's training file."""
+    return metrics_dir / f"{run}_{name}"
+
+
 def run_file(training_dir: Path, metrics_dir: Path, run: str, name: str) -> Path:
     """A run's file in its training folder, or else its copy in the metrics
     folder; the training folder's path where neither exists."""
     path = training_dir / run / name
-    copy = metrics_dir / f"{run}_{name}"
+    copy = metrics_copy(metrics_dir, run, name)
     return copy if not path.exists() and copy.exists() else path
 
 
@@ -70,7 +75,7 @@ def read_wall_seconds(training_dir: Path, metrics_dir: Path, run: str) -> float:
     path = run_file(training_dir, metrics_dir, run, "timing.json")
     if not path.exists():
         raise SystemExit(
-            f"Missing {path} (and {metrics_dir / f'{run}_timing.json'}): "
+            f"Missing {path} (and {metrics_copy(metrics_dir, run, 'timing.json')}): "
             "train with the project's train command (scripts/timed.py)"
         )
     return json.loads(path.read_text())["wall_seconds"]
