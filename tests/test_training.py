@@ -9,6 +9,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.util import registry
+from thinc.api import Config
 
 from spacy_mtl.training import LossWeighting, MultiCorpus
 
@@ -185,6 +186,18 @@ def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path)
     assert "single-task seed 1 not timed" in compare.markdown_table(rows, seconds)
     with pytest.raises(SystemExit, match="must hold one of its seeds"):
         compare.training_seconds(rows, "trf", [0, 1], [2], training_dir, metrics_dir)
+
+
+def test_compare_names_a_run_trained_with_another_seed(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
+    for run, trained_seed in (("all_trf", 0), ("all_trf_seed1", 0)):
+        (training_dir / run / "model-last").mkdir(parents=True)
+        Config({"system": {"seed": trained_seed}}).to_disk(training_dir / run / "model-last" / "config.cfg")
+    with pytest.raises(SystemExit, match="all_trf_seed1/model-last/config.cfg was trained with seed 0.*--vars.seed 1 --vars.seed_suffix _seed1"):
+        compare.compare_task("SNIPS", "trf", [0, 1], metrics_dir, training_dir)
+    Config({"system": {"seed": 1}}).to_disk(training_dir / "all_trf_seed1" / "model-last" / "config.cfg")
+    assert compare.compare_task("SNIPS", "trf", [0, 1], metrics_dir, training_dir)[0]["all_in_one_seeds"] == [0, 1]
 
 
 TRAIN_LOG = """E    #       LOSS SLOT_INTENT  SENT_ACC  SCORE

@@ -23,6 +23,7 @@ from statistics import mean
 from typing import Dict, List, Tuple
 
 import typer
+from thinc.api import Config
 
 # task group -> (headline metric, single-task run, its metrics file stem, the
 # all-in-one metrics file stem); {c} is the config, {s} the seed's suffix
@@ -107,6 +108,22 @@ def mean_curve(curves: List[Curve]) -> Curve:
     return [(step, mean(curve[step] for curve in curves)) for step in steps]
 
 
+def check_trained_seed(training_dir: Path, run: str, seed: int) -> None:
+    """A run in its training folder must have been trained with the seed its
+    name stands for: a seed without its suffix (or the reverse) would count
+    one seed's run as another's."""
+    config_path = training_dir / run / "model-last" / "config.cfg"
+    if not config_path.exists():
+        return
+    trained = Config().from_disk(config_path, interpolate=False)["system"]["seed"]
+    if trained != seed:
+        suffix = seed_suffix(seed) or '""'
+        raise SystemExit(
+            f"{config_path} was trained with seed {trained}, but its run's name is seed {seed}'s: "
+            f"train it with --vars.seed {seed} --vars.seed_suffix {suffix}"
+        )
+
+
 def seeds_of(metrics_dir: Path, stem: str, config: str, seeds: List[int], required: bool) -> List[int]:
     """The seeds whose metrics file exists; a missing required one is an error."""
     found = [seed for seed in seeds if (metrics_dir / f"{run_name(stem, config, seed)}.json").exists()]
@@ -176,6 +193,9 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
     metric, run, single_stem, all_stem = TASKS[task]
     single_seeds = seeds_of(metrics_dir, single_stem, config, seeds, required=False)
     all_seeds = seeds_of(metrics_dir, all_stem, config, seeds, required=True)
+    for template, run_seeds in ((run, single_seeds), (ALL_IN_ONE_RUN, all_seeds)):
+        for seed in run_seeds:
+            check_trained_seed(training_dir, run_name(template, config, seed), seed)
     single = [read_score(metrics_dir, run_name(single_stem, config, seed), metric) for seed in single_seeds]
     all_in_one = [read_score(metrics_dir, run_name(all_stem, config, seed), metric) for seed in all_seeds]
     row = {
