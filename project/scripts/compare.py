@@ -5,7 +5,8 @@ compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--single-time
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
-`all_trf_seed1`), for its training folder and its metrics files alike. With
+`all_trf_seed1`), for its training folder and its metrics files alike (the
+pipeline in a training folder must have been trained with that seed). With
 several seeds, the table compares the means over the seeds each pipeline was
 trained with; a single-task pipeline may lack the later seeds. Wall times
 compare runs of one machine: where some single-task runs were trained on
