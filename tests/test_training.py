@@ -194,10 +194,12 @@ def test_compare_names_a_run_trained_with_another_seed(tmp_path):
     for run, trained_seed in (("all_trf", 0), ("all_trf_seed1", 0)):
         (training_dir / run / "model-last").mkdir(parents=True)
         Config({"system": {"seed": trained_seed}}).to_disk(training_dir / run / "model-last" / "config.cfg")
+    rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
     with pytest.raises(SystemExit, match="all_trf_seed1/model-last/config.cfg was trained with seed 0.*--vars.seed 1 --vars.seed_suffix _seed1"):
-        compare.compare_task("SNIPS", "trf", [0, 1], metrics_dir, training_dir)
+        compare.check_trained_seeds(rows, "trf", training_dir)
     Config({"system": {"seed": 1}}).to_disk(training_dir / "all_trf_seed1" / "model-last" / "config.cfg")
-    assert compare.compare_task("SNIPS", "trf", [0, 1], metrics_dir, training_dir)[0]["all_in_one_seeds"] == [0, 1]
+    compare.check_trained_seeds(rows, "trf", training_dir)
+    assert rows[0]["all_in_one_seeds"] == [0, 1]
 
 
 TRAIN_LOG = """E    #       LOSS SLOT_INTENT  SENT_ACC  SCORE

@@ -109,20 +109,27 @@ def mean_curve(curves: List[Curve]) -> Curve:
     return [(step, mean(curve[step] for curve in curves)) for step in steps]
 
 
-def check_trained_seed(training_dir: Path, run: str, seed: int) -> None:
-    """A run in its training folder must have been trained with the seed its
-    name stands for: a seed without its suffix (or the reverse) would count
-    one seed's run as another's."""
-    config_path = training_dir / run / "model-last" / "config.cfg"
-    if not config_path.exists():
-        return
-    trained = Config().from_disk(config_path, interpolate=False)["system"]["seed"]
-    if trained != seed:
-        suffix = seed_suffix(seed) or '""'
-        raise SystemExit(
-            f"{config_path} was trained with seed {trained}, but its run's name is seed {seed}'s: "
-            f"train it with --vars.seed {seed} --vars.seed_suffix {suffix}"
-        )
+def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path) -> None:
+    """Each run in its training folder must have been trained with the seed
+    its name stands for: a seed without its suffix (or the reverse) would
+    count one seed's run as another's. The cascade's and the all-in-one runs
+    serve several rows, so each run is read once."""
+    runs = set()
+    for row in rows:
+        single_run = TASKS[row["task"]][1]
+        runs.update((run_name(single_run, config, seed), seed) for seed in row["single_seeds"])
+        runs.update((run_name(ALL_IN_ONE_RUN, config, seed), seed) for seed in row["all_in_one_seeds"])
+    for run, seed in sorted(runs):
+        config_path = training_dir / run / "model-last" / "config.cfg"
+        if not config_path.exists():
+            continue
+        trained = Config().from_disk(config_path, interpolate=False)["system"]["seed"]
+        if trained != seed:
+            suffix = seed_suffix(seed) or '""'
+            raise SystemExit(
+                f"{config_path} was trained with seed {trained}, but its run's name is seed {seed}'s: "
+                f"train it with --vars.seed {seed} --vars.seed_suffix {suffix}"
+            )
 
 
 def seeds_of(metrics_dir: Path, stem: str, config: str, seeds: List[int], required: bool) -> List[int]:
@@ -194,9 +201,6 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
     metric, run, single_stem, all_stem = TASKS[task]
     single_seeds = seeds_of(metrics_dir, single_stem, config, seeds, required=False)
     all_seeds = seeds_of(metrics_dir, all_stem, config, seeds, required=True)
-    for template, run_seeds in ((run, single_seeds), (ALL_IN_ONE_RUN, all_seeds)):
-        for seed in run_seeds:
-            check_trained_seed(training_dir, run_name(template, config, seed), seed)
     single = [read_score(metrics_dir, run_name(single_stem, config, seed), metric) for seed in single_seeds]
     all_in_one = [read_score(metrics_dir, run_name(all_stem, config, seed), metric) for seed in all_seeds]
     row = {
@@ -263,6 +267,7 @@ def main(
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
+    check_trained_seeds(rows, config, training_dir)
     seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir, metrics_dir)
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
