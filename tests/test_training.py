@@ -230,6 +230,28 @@ def test_compare_reads_a_runs_copies_in_the_metrics_folder_without_its_training_
         compare.training_seconds(list(rows), "trf", [0, 1], [0], training_dir, metrics_dir)
 
 
+def test_compare_keeps_copies_that_make_the_same_table_without_the_training_folders(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
+    (training_dir / "all_trf_seed1" / "train.log").write_text(TRAIN_LOG)
+
+    def table(training_dir):
+        rows, curves = zip(*(compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir) for task in compare.TASKS))
+        return compare.training_seconds(list(rows), "trf", [0, 1], [0], training_dir, metrics_dir), curves, list(rows)
+
+    seconds, curves, rows = table(training_dir)
+    kept = compare.copy_run_files(rows, "trf", training_dir, metrics_dir)
+    # Seed 0 of all five runs and seed 1 of the all-in-one run were timed; one log.
+    assert sorted(path.name for path in kept) == sorted(
+        [f"{run}_timing.json" for run in ("all_trf", "all_trf_seed1", "cascade_trf", "conll04_trf", "snips_trf")]
+        + ["all_trf_seed1_train.log"]
+    )
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    assert table(empty)[:2] == (seconds, curves)
+    assert curves[0]["all-in-one"] == [(0, 10.0), (975, 80.0)]
+
+
 def test_batch_by_padded_names_a_bad_cap():
     with pytest.raises(ValueError, match="max_sequences must be an int >= 0, got -1"):
         registry.batchers.get("spacy_mtl.batch_by_padded.v1")(size=600, max_sequences=-1)

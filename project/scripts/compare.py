@@ -14,11 +14,12 @@ another, `--single-timed-seeds` names the seeds of those timed on the
 all-in-one runs' machine (by default all of `--seeds`); only they need a
 `timing.json`. A run's `timing.json` and `train.log` are read from its
 training folder, or else from their copies in the metrics folder
-(`<run>_timing.json`, `<run>_train.log`), so a committed table can be made
-again without the training folders.
+(`<run>_timing.json`, `<run>_train.log`; `--keep-run-files` makes them), so
+a committed table can be made again without the training folders.
 """
 import json
 import re
+import shutil
 from pathlib import Path
 from statistics import mean
 from typing import Dict, List, Tuple
@@ -35,6 +36,8 @@ TASKS = {
     "CoNLL-2000": ("chunk_f", "cascade_{c}{s}", "cascade_{c}{s}_conll2000", "all_{c}{s}_conll2000"),
 }
 ALL_IN_ONE_RUN = "all_{c}{s}"
+# a run's training files the table reads, which the metrics folder can keep copies of
+RUN_FILES = ("timing.json", "train.log")
 MAX_POINTS_BEHIND = 1.0
 MAX_TIME_RATIO = 0.6
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -109,17 +112,22 @@ def mean_curve(curves: List[Curve]) -> Curve:
     return [(step, mean(curve[step] for curve in curves)) for step in steps]
 
 
-def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path) -> None:
-    """Each run in its training folder must have been trained with the seed
-    its name stands for: a seed without its suffix (or the reverse) would
-    count one seed's run as another's. The cascade's and the all-in-one runs
-    serve several rows, so each run is read once."""
+def runs_of(rows: List[Dict], config: str) -> List[Tuple[str, int]]:
+    """(run, seed) of every run the table's rows read, each once: the
+    cascade's and the all-in-one runs serve several rows."""
     runs = set()
     for row in rows:
         single_run = TASKS[row["task"]][1]
         runs.update((run_name(single_run, config, seed), seed) for seed in row["single_seeds"])
         runs.update((run_name(ALL_IN_ONE_RUN, config, seed), seed) for seed in row["all_in_one_seeds"])
-    for run, seed in sorted(runs):
+    return sorted(runs)
+
+
+def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path) -> None:
+    """Each run in its training folder must have been trained with the seed
+    its name stands for: a seed without its suffix (or the reverse) would
+    count one seed's run as another's."""
+    for run, seed in runs_of(rows, config):
         config_path = training_dir / run / "model-last" / "config.cfg"
         if not config_path.exists():
             continue
@@ -130,6 +138,18 @@ def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path) -> No
                 f"{config_path} was trained with seed {trained}, but its run's name is seed {seed}'s: "
                 f"train it with --vars.seed {seed} --vars.seed_suffix {suffix}"
             )
+
+
+def copy_run_files(rows: List[Dict], config: str, training_dir: Path, metrics_dir: Path) -> List[Path]:
+    """Copy each run's `timing.json` and `train.log` from its training folder
+    into the metrics folder, where the table can be made again from."""
+    kept = []
+    for run, _ in runs_of(rows, config):
+        for name in RUN_FILES:
+            path = training_dir / run / name
+            if path.exists():
+                kept.append(Path(shutil.copyfile(path, metrics_copy(metrics_dir, run, name))))
+    return kept
 
 
 def seeds_of(metrics_dir: Path, stem: str, config: str, seeds: List[int], required: bool) -> List[int]:
@@ -258,6 +278,9 @@ def main(
     single_timed_seeds: str = typer.Option("", help="The seeds of the single-task runs timed on the all-in-one runs' machine (default: all of --seeds)"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
+    keep_run_files: bool = typer.Option(
+        False, "--keep-run-files", help="Copy each run's timing.json and train.log into the metrics folder"
+    ),
 ):
     seeds = parse_seeds("--seeds", seeds)
     single_timed_seeds = parse_seeds("--single-timed-seeds", single_timed_seeds) if single_timed_seeds else seeds
@@ -269,6 +292,8 @@ def main(
         rows.append(row)
     check_trained_seeds(rows, config, training_dir)
     seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir, metrics_dir)
+    if keep_run_files:
+        print(f"Copied {len(copy_run_files(rows, config, training_dir, metrics_dir))} training files into {metrics_dir}")
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
