@@ -47,6 +47,19 @@ def count_matches(score: PRFScore, gold: Set, predicted: Set) -> None:
     score.fn += len(gold - predicted)
 
 
+def count_matches_per_label(per_label: Dict[str, PRFScore], gold: Set[tuple], predicted: Set[tuple]) -> None:
+    """count_matches for each label, the last field of every tuple."""
+    for row in gold | predicted:
+        score = per_label.setdefault(row[-1], PRFScore())
+        score.tp += row in gold and row in predicted
+        score.fp += row in predicted and row not in gold
+        score.fn += row in gold and row not in predicted
+
+
+def per_label_dicts(per_label: Dict[str, PRFScore]) -> Dict[str, Dict[str, float]]:
+    return {label: per_label[label].to_dict() for label in sorted(per_label)}
+
+
 def char_spans(doc: Doc, key: str) -> Optional[Set[CharSpan]]:
     """(start_char, end_char, label) of a span group, or None when the doc
     has no such group (not annotated). Character offsets make the comparison
@@ -116,11 +129,13 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
     """ents_p/r/f: micro over exact typed entity spans, on docs annotated for
     entities. rel_micro_p/r/f: strict RE+ (both spans and types, and the
     label, right); rel_macro_f: mean of per-label strict F; rel_boundaries_f:
-    as micro, ignoring entity types; rel_per_type: strict P/R/F per relation
-    label, as spaCy's ents_per_type. Relations are scored end to end, on the
-    predicted entities, on docs annotated for relations."""
+    as micro, ignoring entity types; rel_per_type and ents_per_type: P/R/F
+    per relation label (strict) and per entity type, as spaCy's
+    ents_per_type. Relations are scored end to end, on the predicted
+    entities, on docs annotated for relations."""
     ents = PRFScore()
     strict, boundaries = PRFScore(), PRFScore()
+    per_entity_type: Dict[str, PRFScore] = {}
     per_label: Dict[str, PRFScore] = {}
     n_ent_docs = n_rel_docs = 0
     for eg in examples:
@@ -129,6 +144,7 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
             gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
             pred = {(e.start_char, e.end_char, e.label_) for e in eg.predicted.ents}
             count_matches(ents, gold, pred)
+            count_matches_per_label(per_entity_type, gold, pred)
         if not has_relations_annotation(eg.reference):
             continue
         n_rel_docs += 1
@@ -136,21 +152,18 @@ def score_entities_relations(examples: Iterable[Example], **kwargs) -> Dict[str,
             gold, pred = relation_tuples(eg.reference, typed), relation_tuples(eg.predicted, typed)
             count_matches(score, gold, pred)
             if typed:
-                for row in gold | pred:
-                    label_score = per_label.setdefault(row[2], PRFScore())
-                    label_score.tp += row in gold and row in pred
-                    label_score.fp += row in pred and row not in gold
-                    label_score.fn += row in gold and row not in pred
+                count_matches_per_label(per_label, gold, pred)
     scores: Dict[str, Any] = dict.fromkeys(
         ["ents_p", "ents_r", "ents_f", "rel_micro_p", "rel_micro_r", "rel_micro_f", "rel_macro_f", "rel_boundaries_f"]
     )
     if n_ent_docs:
         scores["ents_p"], scores["ents_r"], scores["ents_f"] = ents.precision, ents.recall, ents.fscore
+        scores["ents_per_type"] = per_label_dicts(per_entity_type)
     if n_rel_docs:
         scores["rel_micro_p"], scores["rel_micro_r"], scores["rel_micro_f"] = strict.precision, strict.recall, strict.fscore
         scores["rel_boundaries_f"] = boundaries.fscore
         scores["rel_macro_f"] = sum(s.fscore for s in per_label.values()) / len(per_label) if per_label else 0.0
-        scores["rel_per_type"] = {label: per_label[label].to_dict() for label in sorted(per_label)}
+        scores["rel_per_type"] = per_label_dicts(per_label)
     return scores
 
 

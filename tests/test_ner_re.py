@@ -77,6 +77,9 @@ def test_cli_evaluate_shows_relation_scores_per_label(trained, tmp_path):
     assert set(per_type) == {rel.label for eg in examples for rel in eg.reference._.relations}
     assert all(set(prf) == {"p", "r", "f"} for prf in per_type.values())
     assert "rel_per_type" in result.output and all(label in result.output for label in per_type)
+    per_entity_type = json.loads(out.read_text())["scores"]["ents_per_type"]
+    assert set(per_entity_type) >= {ent.label_ for eg in examples for ent in eg.reference.ents}
+    assert "ents_per_type" in result.output
 
 
 def test_relations_only_uses_given_entities(trained):

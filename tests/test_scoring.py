@@ -86,6 +86,11 @@ def test_strict_and_boundary_relation_scores_differ_on_entity_types():
     assert scores["rel_micro_f"] == 0.0
     assert scores["rel_boundaries_f"] == 1.0
     assert scores["ents_f"] == pytest.approx(2 / 3)
+    assert scores["ents_per_type"] == {
+        "Loc": {"p": 0.5, "r": 1.0, "f": pytest.approx(2 / 3)},
+        "Org": {"p": 0.0, "r": 0.0, "f": 0.0},
+        "Peop": {"p": 1.0, "r": 1.0, "f": 1.0},
+    }
     # One of two relations right: micro 0.5 recall; macro averages per label (1.0 and 0.0).
     half = relation_doc(vocab, gold_ents, [(0, 4, "Work_For"), (6, 4, "OrgBased_In")])
     scores = score_entities_relations([Example(half, gold)])
