@@ -116,3 +116,20 @@ def test_relations_match_by_characters_across_tokenizations():
     assert scores["rel_micro_f"] == 1.0 and scores["ents_f"] == 1.0
     shifted = relation_doc(vocab, [(1, 2, "Peop"), (4, 5, "Org")], [(1, 4, "Work_For")])
     assert score_entities_relations([Example(shifted, gold)])["rel_micro_f"] == 0.0
+
+
+def test_relation_errors_tell_a_missing_entity_from_a_missed_pair():
+    from tests.test_training import load_project_script
+
+    count_errors = load_project_script("relation_errors").count_errors
+    vocab = Vocab()
+    gold_ents = [(0, 2, "Peop"), (4, 5, "Org"), (6, 7, "Loc")]
+    gold = relation_doc(vocab, gold_ents, [(0, 4, "Work_For"), (4, 6, "OrgBased_In"), (0, 6, "Live_In")])
+    # Work_For found; Boston typed Org, so both relations to it lack an entity.
+    lost_tail = relation_doc(vocab, [(0, 2, "Peop"), (4, 5, "Org"), (6, 7, "Org")], [(0, 4, "Work_For")])
+    # Every entity right: Work_For given another label, OrgBased_In not found, Live_In found.
+    right_ents = relation_doc(vocab, gold_ents, [(0, 4, "Live_In"), (0, 6, "Live_In")])
+    counts = count_errors([lost_tail, right_ents], [gold, gold])
+    assert dict(counts["Work_For"]) == {"gold": 2, "found": 1, "missed_pair": 1, "other_label": 1}
+    assert dict(counts["OrgBased_In"]) == {"gold": 2, "missed_entity": 1, "missed_pair": 1}
+    assert dict(counts["Live_In"]) == {"gold": 2, "found": 1, "missed_entity": 1, "false_positive": 1}
