@@ -1,4 +1,6 @@
-"""Small pipelines for the tests: a tiny transformer and slot_intent."""
+"""Small pipelines for the tests: a tiny transformer and slot_intent; and
+the project's scripts, loaded as modules."""
+import importlib.util
 from pathlib import Path
 from typing import List
 
@@ -51,3 +53,12 @@ def encoder_weights(nlp) -> numpy.ndarray:
     """The shared transformer's parameters, flattened (a copy)."""
     module = nlp.get_pipe("transformer").model.transformer
     return numpy.concatenate([p.detach().cpu().numpy().ravel() for p in module.parameters()])
+
+
+def load_project_script(name: str):
+    """A script of project/scripts as a module, to test its functions."""
+    path = Path(__file__).parents[1] / "project" / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

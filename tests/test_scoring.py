@@ -3,6 +3,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
 
+from pipelines import load_project_script
 from spacy_mtl.scoring import score_slot_intent
 
 WORDS = "flights from boston to new york".split()
@@ -119,8 +120,6 @@ def test_relations_match_by_characters_across_tokenizations():
 
 
 def test_relation_errors_tell_a_missing_entity_from_a_missed_pair():
-    from tests.test_training import load_project_script
-
     count_errors = load_project_script("relation_errors").count_errors
     vocab = Vocab()
     gold_ents = [(0, 2, "Peop"), (4, 5, "Org"), (6, 7, "Loc")]
