@@ -55,6 +55,8 @@ def main(
     component: str = typer.Option("ner_re", help="The ner_re component's name"),
     output: Optional[Path] = typer.Option(None, help="Write the counts as JSON"),
 ) -> None:
+    if not data.is_file():
+        raise SystemExit(f"File not found: {data}")
     nlp = spacy.load(model)
     if component not in nlp.pipe_names:
         raise SystemExit(f"{model} has no component '{component}' (it has {', '.join(nlp.pipe_names)})")
