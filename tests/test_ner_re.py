@@ -263,15 +263,16 @@ def test_casing_width_error_names_the_value():
         spacy.blank("en").add_pipe("ner_re", config={"model": {"tok2vec": {"@architectures": "spacy_mtl.WithCasing.v1", "width": 0, "tok2vec": LISTENER}}})
 
 
-@pytest.mark.parametrize("max_pool", [False, True])
-def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool):
+@pytest.mark.parametrize("max_pool,distance_width", [(False, 0), (True, 0), (False, 3)])
+def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool, distance_width):
     """The span pair scorer handles a batch's docs together: each pair's
     features are its spans' mean vectors (and with max_pool their elementwise
-    maxes, zeros for an empty gap) and type embeddings in its own doc, and
-    each span's gradient spreads evenly over its tokens (a max's goes to the
-    token that gave it), in its doc only (docs without tokens or without
-    pairs included)."""
-    from spacy_mtl.ml.ner_re import _pair_features, build_span_pair_scorer
+    maxes, zeros for an empty gap), type embeddings (and with distance_width
+    the embedding of its order and gap length) in its own doc, and each
+    span's gradient spreads evenly over its tokens (a max's goes to the token
+    that gave it), in its doc only (docs without tokens or without pairs
+    included)."""
+    from spacy_mtl.ml.ner_re import GAP_BUCKETS, _pair_features, build_span_pair_scorer
 
     rng = numpy.random.default_rng(0)
     width, n_types = 4, 3
@@ -282,14 +283,16 @@ def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool):
         numpy.zeros((0, 6), dtype="int32"),
         numpy.asarray([[3, 5, 2, 0, 1, 0]], dtype="int32"),
     ]
-    model = build_span_pair_scorer(type_width=2, max_pool=max_pool, nO=2)
+    model = build_span_pair_scorer(type_width=2, max_pool=max_pool, distance_width=distance_width, nO=2)
     model.set_dim("n_types", n_types)
     model.initialize(X=(tokvecs, pairs))
     table = model.get_param("type_embedding")
+    distances = model.get_param("distance_embedding") if distance_width else numpy.zeros((0, 0), dtype="float32")
     features, backprop = _pair_features(model, tokvecs, pairs)
 
     n_pooled = 6 if max_pool else 3
     rows, expected_d_tokvecs, expected_d_table = [], [numpy.zeros_like(X) for X in tokvecs], numpy.zeros_like(table)
+    expected_d_distances = numpy.zeros_like(distances)
     d_features = rng.normal(size=features.shape).astype("float32")
     for X, P, d_X in zip(tokvecs, pairs, expected_d_tokvecs):
         for hs, he, ht, ts, te, tt in P:
@@ -298,20 +301,84 @@ def test_pair_features_and_gradients_match_each_doc_taken_alone(max_pool):
             pooled = [X[s:e].sum(axis=0) / max(e - s, 1) for s, e in spans]
             if max_pool:
                 pooled += [X[s:e].max(axis=0) if e > s else numpy.zeros(width, dtype="float32") for s, e in spans]
-            rows.append(numpy.concatenate(pooled + [table[ht], table[tt]]))
+            # The gap's length bucket, in the second half when the tail comes first.
+            gap_length = gap[1] - gap[0]
+            distance_row = sum(gap_length > bound for bound in GAP_BUCKETS) + (len(GAP_BUCKETS) + 1) * (ts < hs)
+            embedded = [table[ht], table[tt]] + ([distances[distance_row]] if distance_width else [])
+            rows.append(numpy.concatenate(pooled + embedded))
             d_row = d_features[len(rows) - 1]
             for k, (s, e) in enumerate(spans):
                 d_X[s:e] += d_row[k * width : (k + 1) * width] / max(e - s, 1)
                 if max_pool and e > s:
                     d_X[s + X[s:e].argmax(axis=0), numpy.arange(width)] += d_row[(k + 3) * width : (k + 4) * width]
             expected_d_table[ht] += d_row[n_pooled * width : n_pooled * width + 2]
-            expected_d_table[tt] += d_row[n_pooled * width + 2 :]
+            expected_d_table[tt] += d_row[n_pooled * width + 2 : n_pooled * width + 4]
+            if distance_width:
+                expected_d_distances[distance_row] += d_row[n_pooled * width + 4 :]
     numpy.testing.assert_allclose(features, numpy.stack(rows), rtol=1e-5, atol=1e-6)
     d_tokvecs = backprop(d_features)
     assert [d.shape for d in d_tokvecs] == [X.shape for X in tokvecs]
     for d, expected in zip(d_tokvecs, expected_d_tokvecs):
         numpy.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-5)
     numpy.testing.assert_allclose(model.get_grad("type_embedding"), expected_d_table, rtol=1e-5, atol=1e-5)
+    if distance_width:
+        numpy.testing.assert_allclose(model.get_grad("distance_embedding"), expected_d_distances, rtol=1e-5, atol=1e-5)
+
+
+def order_pairs(rng, n_docs: int):
+    """Docs of 20 identical token vectors, each with pairs of one-token
+    entities in both orders and at random gaps: only their order (label 1
+    when the head comes first) separates them."""
+    tokvecs = [numpy.ones((20, 4), dtype="float32") for _ in range(n_docs)]
+    pairs, labels = [], []
+    for _ in range(n_docs):
+        first, second = sorted(rng.choice(20, size=2, replace=False))
+        pairs.append(numpy.asarray([[first, first + 1, 1, second, second + 1, 1], [second, second + 1, 1, first, first + 1, 1]], dtype="int32"))
+        labels += [[1.0], [0.0]]
+    return tokvecs, pairs, numpy.asarray(labels, dtype="float32")
+
+
+@pytest.mark.parametrize("distance_width", [0, 4])
+def test_distance_embedding_tells_the_order_of_a_pair(distance_width):
+    """Token vectors alike, the pair's span means are too: the scorer can
+    separate head-first from tail-first pairs only with distance_width."""
+    from thinc.api import Adam
+
+    from spacy_mtl.ml.ner_re import build_span_pair_scorer
+
+    rng = numpy.random.default_rng(0)
+    tokvecs, pairs, labels = order_pairs(rng, 200)
+    model = build_span_pair_scorer(hidden_width=8, type_width=2, distance_width=distance_width, dropout=0.0, nO=1)
+    model.set_dim("n_types", 2)
+    model.initialize(X=(tokvecs, pairs))
+    optimizer = Adam(0.05)
+    for _ in range(60):
+        logits, backprop = model((tokvecs, pairs), is_train=True)
+        backprop(model.ops.sigmoid(logits) - labels)
+        model.finish_update(optimizer)
+    test_tokvecs, test_pairs, test_labels = order_pairs(rng, 20)
+    accuracy = ((model.predict((test_tokvecs, test_pairs)) > 0) == (test_labels > 0.5)).mean()
+    assert accuracy == (1.0 if distance_width else 0.5)
+
+
+def test_distance_embedding_survives_serialization():
+    from spacy_mtl.ml.ner_re import build_span_pair_scorer
+
+    tokvecs, pairs, _ = order_pairs(numpy.random.default_rng(0), 3)
+    models = []
+    for _ in range(2):
+        model = build_span_pair_scorer(hidden_width=8, type_width=2, distance_width=4, nO=2)
+        model.set_dim("n_types", 2)
+        models.append(model.initialize(X=(tokvecs, pairs)))
+    models[1].from_bytes(models[0].to_bytes())
+    numpy.testing.assert_array_equal(models[1].predict((tokvecs, pairs)), models[0].predict((tokvecs, pairs)))
+
+
+def test_distance_width_error_names_the_value():
+    from spacy_mtl.ml.ner_re import build_span_pair_scorer
+
+    with pytest.raises(ValueError, match="distance_width must be an int >= 0, got -1"):
+        build_span_pair_scorer(distance_width=-1)
 
 
 @pytest.mark.skipif(not has_cupy_gpu, reason="needs a GPU with CuPy")

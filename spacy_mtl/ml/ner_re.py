@@ -11,6 +11,11 @@ from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
 
 # Columns of a pairs array: head start, head end, head type, tail start, tail end, tail type.
 PAIR_COLUMNS = 6
+# Upper bounds of the gap-length buckets of the distance embedding; longer
+# gaps share the last bucket. Each bucket has a row for the head before the
+# tail and one for the tail before the head.
+GAP_BUCKETS = (0, 1, 2, 3, 4, 7, 15, 31)
+N_DISTANCES = 2 * (len(GAP_BUCKETS) + 1)
 
 
 @registry.architectures("spacy_mtl.SpanPairScorer.v1")
@@ -19,24 +24,34 @@ def build_span_pair_scorer(
     type_width: int = 32,
     dropout: float = 0.1,
     max_pool: bool = False,
+    distance_width: int = 0,
     nO: Optional[int] = None,
 ) -> Model[Tuple[List[Floats2d], List[Ints2d]], Floats2d]:
     """Relation logits for ordered span pairs: [mean(head); mean(tail);
     mean(tokens between them); E[head type]; E[tail type]] -> Maxout -> linear.
     With max_pool, each span's elementwise max joins its mean: a long gap's
     mean dilutes the few words that state the relation ("lives in", "of").
+    With distance_width > 0, an embedding of the pair's order (head first or
+    tail first) and of the number of tokens between them joins the features:
+    the means alone do not say which entity comes first.
     Input: token vectors per doc and a (n_pairs, 6) int array per doc (see
     PAIR_COLUMNS); type 0 stands for an entity type unknown to the model.
     """
+    if not isinstance(distance_width, int) or distance_width < 0:
+        raise ValueError(f"SpanPairScorer.v1: distance_width must be an int >= 0, got {distance_width!r}")
     scorer, output_layer = logits_layer(hidden_width, dropout, nO)
+    params = {"type_embedding": None}
+    if distance_width:
+        # Declared only when used: pipelines saved without it load unchanged.
+        params["distance_embedding"] = None
     model = Model(
         "span_pair_scorer",
         _pair_forward,
         init=_pair_init,
         layers=[scorer],
         refs={"scorer": scorer, OUTPUT_LAYER: output_layer},
-        dims={"n_types": None, "type_width": type_width},
-        params={"type_embedding": None},
+        dims={"n_types": None, "type_width": type_width, "distance_width": distance_width},
+        params=params,
         attrs={"max_pool": max_pool},
     )
     return model
@@ -47,6 +62,10 @@ def _pair_init(model: Model, X=None, Y=None) -> Model:
     table = ops.alloc2f(model.get_dim("n_types"), model.get_dim("type_width"))
     table += ops.xp.random.normal(0, 0.1, table.shape)
     model.set_param("type_embedding", table)
+    if "distance_embedding" in model.param_names:
+        distances = ops.alloc2f(N_DISTANCES, model.get_dim("distance_width"))
+        distances += ops.xp.random.normal(0, 0.1, distances.shape)
+        model.set_param("distance_embedding", distances)
     if X is not None:
         X = (X[0], [ops.alloc2i(0, PAIR_COLUMNS) for _ in X[0]])
         features, _ = _pair_features(model, *X)
@@ -73,11 +92,13 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     table = model.get_param("type_embedding")
     width = tokvecs[0].shape[1] if tokvecs else 0
     type_width = table.shape[1]
+    distances = model.get_param("distance_embedding") if "distance_embedding" in model.param_names else None
+    extra_width = 2 * type_width + (distances.shape[1] if distances is not None else 0)
     host_pairs = [ops.to_numpy(doc_pairs).reshape(-1, PAIR_COLUMNS) for doc_pairs in pairs]
     n_pairs = [len(doc_pairs) for doc_pairs in host_pairs]
     n_pooled = 6 if model.attrs["max_pool"] else 3
     if not sum(n_pairs):
-        no_features = ops.alloc2f(0, n_pooled * width + 2 * type_width)
+        no_features = ops.alloc2f(0, n_pooled * width + extra_width)
         return no_features, lambda d_features: [ops.alloc2f(*X.shape) for X in tokvecs]
     host_P = numpy.concatenate(host_pairs)
     P = ops.asarray2i(host_P)
@@ -98,7 +119,11 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     if n_pooled > 3:
         maxes, bp_maxes = _span_maxes(ops, padded, host_P, host_doc_of_pair)
         means = means + maxes
-    features = xp.hstack(means + [table[P[:, 2]], table[P[:, 5]]])
+    embedded = [table[P[:, 2]], table[P[:, 5]]]
+    if distances is not None:
+        distance_rows = ops.asarray1i(_distance_rows(host_P))
+        embedded.append(distances[distance_rows])
+    features = xp.hstack(means + embedded)
 
     def backprop(d_features: Floats2d) -> List[Floats2d]:
         # A span mean spreads its gradient evenly over the span: add it at
@@ -114,8 +139,12 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         d_table = ops.alloc2f(*table.shape)
         types = d_features[:, n_pooled * width :]
         ops.scatter_add(d_table, P[:, 2], xp.ascontiguousarray(types[:, :type_width]))
-        ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width:]))
+        ops.scatter_add(d_table, P[:, 5], xp.ascontiguousarray(types[:, type_width : 2 * type_width]))
         model.inc_grad("type_embedding", d_table)
+        if distances is not None:
+            d_distances = ops.alloc2f(*distances.shape)
+            ops.scatter_add(d_distances, distance_rows, xp.ascontiguousarray(types[:, 2 * type_width :]))
+            model.inc_grad("distance_embedding", d_distances)
         return [d_padded[i, :n] for i, n in enumerate(n_tokens)]
 
     return features, backprop
@@ -127,6 +156,15 @@ def _pair_spans(xp, P: Ints2d) -> List[Tuple[Ints1d, Ints1d]]:
     gap_start = xp.minimum(P[:, 1], P[:, 4])
     gap_end = xp.maximum(gap_start, xp.maximum(P[:, 0], P[:, 3]))
     return [(P[:, 0], P[:, 1]), (P[:, 3], P[:, 4]), (gap_start, gap_end)]
+
+
+def _distance_rows(host_P: numpy.ndarray) -> numpy.ndarray:
+    """Each pair's row of the distance embedding: the bucket of its gap's
+    length, offset by the number of buckets when the tail comes first."""
+    gap_start, gap_end = _pair_spans(numpy, host_P)[2]
+    bucket = numpy.searchsorted(GAP_BUCKETS, gap_end - gap_start)
+    tail_first = host_P[:, 3] < host_P[:, 0]
+    return (bucket + tail_first * (len(GAP_BUCKETS) + 1)).astype("int32")
 
 
 def _span_maxes(ops, padded: Floats3d, host_P: numpy.ndarray, host_doc_of_pair: numpy.ndarray):
