@@ -16,9 +16,9 @@ from spacy_mtl.evaluate import describe_unknown_labels, score_pipeline, unknown_
 
 
 def main(
-    model: Path,
-    data: Path,
-    output: Path,
+    model: Path = typer.Argument(..., exists=True, file_okay=False),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False),
+    output: Path = typer.Argument(..., dir_okay=False),
     timing: Optional[Path] = typer.Option(None, help="JSON written by timed.py for the training run"),
     gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
 ) -> None:

@@ -44,8 +44,8 @@ def sweep(nlp: Language, component: str, references: List[Doc], thresholds: List
 
 
 def main(
-    model: Path,
-    data: Path,
+    model: Path = typer.Argument(..., exists=True, file_okay=False),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False),
     thresholds: str = typer.Option("0.2,0.3,0.4,0.5,0.6", help="Comma-separated thresholds in (0, 1)"),
     component: str = typer.Option("ner_re", help="The ner_re component's name in the pipeline"),
     output: Optional[Path] = typer.Option(None, help="Write the scores per threshold as JSON"),
