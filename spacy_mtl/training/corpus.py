@@ -16,6 +16,7 @@ from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import minibatch, registry, resolve_dot_names
 
+from ..ml.encoders import ENCODER_DROPOUT_KEY
 from ..relations import RELATIONS_KEY
 from ..scoring import CHUNKS_KEY, SLOTS_KEY
 
@@ -39,7 +40,9 @@ def create_multi_corpus(
     """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
         it annotates (optional; annotation of any other task is removed, so
         it counts as missing, never as negative), "weight": a factor on its
-        share (optional, default 1)}.
+        share (optional, default 1), "encoder_dropout": the dropout rate of
+        its docs inside a `spacy_mtl.DocDropoutTransformerModel.v1` encoder
+        (optional; default: the encoder's own)}.
     alpha: corpus i is drawn in proportion to weight_i * n_i ** alpha (1 = in
         proportion to its size, 0 = uniformly).
     epoch_size: docs drawn per epoch (default: all corpora's sizes summed).
@@ -80,6 +83,11 @@ class MultiCorpus:
             weight = spec.get("weight", 1.0)
             if not isinstance(weight, (int, float)) or weight < 0:
                 raise ValueError(f"MultiCorpus corpus '{name}': weight must be a number >= 0, got {weight!r}")
+            encoder_dropout = spec.get("encoder_dropout")
+            if encoder_dropout is not None and not (isinstance(encoder_dropout, (int, float)) and 0 <= encoder_dropout < 1):
+                raise ValueError(
+                    f"MultiCorpus corpus '{name}': encoder_dropout must be a number in [0, 1), got {encoder_dropout!r}"
+                )
         self.corpora = corpora
         self.alpha = alpha
         self.epoch_size = epoch_size
@@ -152,6 +160,10 @@ class MultiCorpus:
                 if tasks is not None:
                     for eg in examples:
                         remove_annotation(eg, set(TASKS) - set(tasks))
+                if spec.get("encoder_dropout") is not None:
+                    _warn_without_doc_dropout(nlp, name)
+                    for eg in examples:
+                        eg.predicted.user_data[ENCODER_DROPOUT_KEY] = float(spec["encoder_dropout"])
                 self._examples[name] = examples
         return self._examples
 
@@ -241,6 +253,15 @@ def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
         runs[-1].append(eg)
         size += len(eg.reference)
     return [run for run in runs if run]
+
+
+def _warn_without_doc_dropout(nlp: Language, corpus: str) -> None:
+    if not any(getattr(pipe, "model", None) is not None and pipe.model.attrs.get("doc_dropout") for _, pipe in nlp.pipeline):
+        logger.warning(
+            "MultiCorpus corpus '%s' sets encoder_dropout, but no component's model is a "
+            "spacy_mtl.DocDropoutTransformerModel.v1: the setting has no effect",
+            corpus,
+        )
 
 
 def remove_annotation(eg: Example, tasks: Sequence[str]) -> None:

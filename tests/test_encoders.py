@@ -1,0 +1,108 @@
+"""The shared encoder whose dropout rate is set per doc."""
+import logging
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc, DocBin
+
+from pipelines import TRF_MODEL, examples_for, train
+from spacy_mtl.ml.encoders import ENCODER_DROPOUT_KEY, DocDropout
+from spacy_mtl.training import MultiCorpus
+
+DOC_DROPOUT_MODEL = {
+    **TRF_MODEL,
+    "@architectures": "spacy_mtl.DocDropoutTransformerModel.v1",
+    "transformer_config": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+}
+
+
+def make_doc_dropout_nlp(bert, with_slot_intent=True) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**DOC_DROPOUT_MODEL, "name": str(bert)}})
+    if with_slot_intent:
+        nlp.add_pipe("slot_intent")
+    return nlp
+
+
+def doc_vectors(nlp, docs, is_train):
+    model = nlp.get_pipe("transformer").model
+    output = model.begin_update(docs)[0] if is_train else model.predict(docs)
+    return [data.tensors[0] for data in output.doc_data]
+
+
+def dropout_layers(nlp):
+    module = nlp.get_pipe("transformer").model.transformer
+    return [layer for layer in module.modules() if isinstance(layer, (torch.nn.Dropout, DocDropout))]
+
+
+def assert_dropout_only_where_set(nlp, words):
+    docs = [Doc(nlp.vocab, words=doc_words) for doc_words in words]
+    for doc in docs[1::2]:
+        doc.user_data[ENCODER_DROPOUT_KEY] = 0.5
+    predicted = doc_vectors(nlp, docs, is_train=False)
+    trained = doc_vectors(nlp, docs, is_train=True)
+    assert dropout_layers(nlp) and all(isinstance(layer, DocDropout) for layer in dropout_layers(nlp))
+    for i, (without, with_training) in enumerate(zip(predicted, trained)):
+        if i % 2:
+            assert not numpy.allclose(without, with_training, atol=1e-4), f"doc {i} had no dropout"
+        else:
+            assert numpy.allclose(without, with_training, atol=1e-5), f"doc {i} had dropout"
+    # Predictions never drop anything.
+    for before, after in zip(predicted, doc_vectors(nlp, docs, is_train=False)):
+        numpy.testing.assert_allclose(before, after)
+
+
+def test_only_docs_with_a_rate_train_with_dropout(tiny_bert, snips_docs):
+    nlp = make_doc_dropout_nlp(tiny_bert, with_slot_intent=False)
+    nlp.initialize()
+    assert_dropout_only_where_set(nlp, [[t.text for t in doc] for doc in snips_docs[:6]])
+
+
+def test_a_pipeline_learns_through_it_and_loads_with_it(tiny_bert, snips_docs, tmp_path):
+    nlp = make_doc_dropout_nlp(tiny_bert)
+    examples = examples_for(nlp, snips_docs[:30])
+    for eg in examples[::2]:
+        eg.predicted.user_data[ENCODER_DROPOUT_KEY] = 0.2
+    history = train(nlp, examples, n_epochs=12)
+    assert history[-1]["slot_intent"] < 0.5 * history[0]["slot_intent"]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    words = [[t.text for t in doc] for doc in snips_docs[30:40]]
+    for doc, loaded_doc in zip(nlp.pipe(Doc(nlp.vocab, words=w) for w in words),
+                               loaded.pipe(Doc(loaded.vocab, words=w) for w in words)):
+        assert doc.cats == pytest.approx(loaded_doc.cats, abs=1e-5)
+        assert [(s.start, s.end, s.label_) for s in doc.spans["slots"]] == [
+            (s.start, s.end, s.label_) for s in loaded_doc.spans["slots"]
+        ]
+    # Trained further, the loaded pipeline drops per doc too.
+    assert_dropout_only_where_set(loaded, words[:6])
+
+
+def write_docs(path, words):
+    nlp = spacy.blank("en")
+    DocBin(docs=[Doc(nlp.vocab, words=[word, str(i)]) for i, word in enumerate(words)]).to_disk(path)
+    return str(path)
+
+
+def test_multi_corpus_gives_a_corpus_docs_its_encoder_dropout(tiny_bert, tmp_path, caplog):
+    corpora = {
+        "small": {"path": write_docs(tmp_path / "small.spacy", ["small"] * 5), "encoder_dropout": 0.1},
+        "big": {"path": write_docs(tmp_path / "big.spacy", ["big"] * 20)},
+    }
+    nlp = make_doc_dropout_nlp(tiny_bert, with_slot_intent=False)
+    rates = {(eg.reference[0].text, eg.predicted.user_data.get(ENCODER_DROPOUT_KEY)) for eg in MultiCorpus(corpora)(nlp)}
+    assert rates == {("small", 0.1), ("big", None)}
+    # Only the predicted docs carry it: the gold is untouched.
+    assert all(ENCODER_DROPOUT_KEY not in eg.reference.user_data for eg in MultiCorpus(corpora)(nlp))
+    with caplog.at_level(logging.WARNING, logger="spacy_mtl.training.corpus"):
+        list(MultiCorpus(corpora)(spacy.blank("en")))
+    assert "corpus 'small' sets encoder_dropout" in caplog.text
+
+
+@pytest.mark.parametrize("rate", [1.0, -0.1, "high"])
+def test_a_bad_encoder_dropout_is_named(tmp_path, rate):
+    path = write_docs(tmp_path / "docs.spacy", ["a"])
+    with pytest.raises(ValueError, match=f"corpus 'docs': encoder_dropout must be a number in \\[0, 1\\), got {rate!r}"):
+        MultiCorpus({"docs": {"path": path, "encoder_dropout": rate}})
