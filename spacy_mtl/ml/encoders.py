@@ -192,9 +192,9 @@ class DocDropout(torch.nn.Module):
             (rate,) = rows_by_rate
             return torch.nn.functional.dropout(X, rate, training=True) if rate > 0 else X
         output = X
-        for rate, rows in rows_by_rate.items():
+        for rate, row_indices in rows_by_rate.items():
             if rate > 0:
-                index = torch.tensor(rows, device=X.device)
+                index = torch.tensor(row_indices, device=X.device)
                 dropped = torch.nn.functional.dropout(X.index_select(0, index), rate, training=True)
                 output = output.index_copy(0, index, dropped)
         return output
