@@ -15,6 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import minibatch, registry, resolve_dot_names
+from thinc.api import Model
 
 from ..ml.encoders import ENCODER_DROPOUT_KEY
 from ..relations import RELATIONS_KEY
@@ -256,7 +257,9 @@ def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
 
 
 def _warn_without_doc_dropout(nlp: Language, corpus: str) -> None:
-    if not any(getattr(pipe, "model", None) is not None and pipe.model.attrs.get("doc_dropout") for _, pipe in nlp.pipeline):
+    # A component's `model` may be a flag (True/False) instead of a Model.
+    models = [pipe.model for _, pipe in nlp.pipeline if isinstance(getattr(pipe, "model", None), Model)]
+    if not any(model.attrs.get("doc_dropout") for model in models):
         logger.warning(
             "MultiCorpus corpus '%s' sets encoder_dropout, but no component's model is a "
             "spacy_mtl.DocDropoutTransformerModel.v1: the setting has no effect",
