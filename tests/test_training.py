@@ -180,6 +180,23 @@ def test_compare_times_only_single_task_runs_of_the_all_in_one_machine(tmp_path)
         compare.training_seconds(rows, "trf", [0, 1], [2], training_dir, metrics_dir)
 
 
+def test_compare_times_only_the_all_in_one_runs_trained_alone(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
+    (training_dir / "all_trf_seed1" / "timing.json").unlink()
+    rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
+    with pytest.raises(SystemExit, match="all_trf_seed1/timing.json"):
+        compare.training_seconds(rows, "trf", [0, 1], [0], training_dir, metrics_dir)
+    seconds = compare.training_seconds(rows, "trf", [0], [0], training_dir, metrics_dir)
+    assert (seconds["all_in_one"], seconds["ratio"]) == ([1200], 0.5)
+    table = compare.markdown_table(rows, seconds)
+    assert "| 20.0 min | x0.50 |" in table
+    assert "single-task seed 1 not timed; all-in-one seed 1 not timed." in table
+    assert "mean too" not in table
+    with pytest.raises(SystemExit, match="--all-in-one-timed-seeds \\[2\\] must be among --seeds \\[0, 1\\]"):
+        compare.timed_seeds("--all-in-one-timed-seeds", "2", [0, 1])
+
+
 def test_compare_names_a_run_trained_with_another_seed(tmp_path):
     compare = load_project_script("compare")
     metrics_dir, training_dir = write_compare_runs(tmp_path)

@@ -2,6 +2,7 @@
 training wall times, and dev score against training step.
 
 compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--single-timed-seeds 0]
+    [--all-in-one-timed-seeds 0]
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
@@ -11,8 +12,9 @@ several seeds, the table compares the means over the seeds each pipeline was
 trained with; a single-task pipeline may lack the later seeds. Wall times
 compare runs of one machine: where some single-task runs were trained on
 another, `--single-timed-seeds` names the seeds of those timed on the
-all-in-one runs' machine (by default all of `--seeds`); only they need a
-`timing.json`. A run's `timing.json` and `train.log` are read from its
+all-in-one runs' machine (by default all of `--seeds`), and
+`--all-in-one-timed-seeds` the all-in-one runs timed alone on it (by
+default all of `--seeds` too); only they need a `timing.json`. A run's `timing.json` and `train.log` are read from its
 training folder, or else from their copies in the metrics folder
 (`<run>_timing.json`, `<run>_train.log`; `--keep-run-files` makes them), so
 a committed table can be made again without the training folders.
@@ -169,8 +171,15 @@ def score_cell(scores: List[float]) -> str:
     return f"{mean(scores):.2f} ({', '.join(f'{score:.2f}' for score in scores)})"
 
 
+def untimed_note(pipelines: str, seeds: List[int]) -> str:
+    if not seeds:
+        return ""
+    return f"; {pipelines} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))} not timed"
+
+
 def markdown_table(rows: List[Dict], seconds: Dict) -> str:
     timed = seconds["single_timed_seeds"]
+    all_in_one_timed = seconds["all_in_one_timed_seeds"]
     several = any(len(row["single_seeds"]) > 1 or len(row["all_in_one_seeds"]) > 1 for row in rows)
     fastest = ", the fastest of each" if any(len(set(row["single_seeds"]) & set(timed)) > 1 for row in rows) else ""
     lines = [
@@ -186,9 +195,13 @@ def markdown_table(rows: List[Dict], seconds: Dict) -> str:
     )
     if several:
         lines.append("")
-        untimed = sorted({seed for row in rows for seed in row["single_seeds"]} - set(timed))
-        untimed_note = f"; single-task seed{'s' * (len(untimed) > 1)} {', '.join(map(str, untimed))} not timed" if untimed else ""
-        lines.append(f"Means over seeds, each seed's score in brackets; the all-in-one wall time is a mean too{untimed_note}.")
+        single_untimed = sorted({seed for row in rows for seed in row["single_seeds"]} - set(timed))
+        all_in_one_untimed = sorted({seed for row in rows for seed in row["all_in_one_seeds"]} - set(all_in_one_timed))
+        mean_time = "; the all-in-one wall time is a mean too" if len(all_in_one_timed) > 1 else ""
+        lines.append(
+            f"Means over seeds, each seed's score in brackets{mean_time}"
+            f"{untimed_note('single-task', single_untimed)}{untimed_note('all-in-one', all_in_one_untimed)}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -243,10 +256,11 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
 
 
 def training_seconds(
-    rows: List[Dict], config: str, seeds: List[int], single_timed_seeds: List[int], training_dir: Path, metrics_dir: Path
+    rows: List[Dict], config: str, all_in_one_timed_seeds: List[int], single_timed_seeds: List[int],
+    training_dir: Path, metrics_dir: Path,
 ) -> Dict:
-    """The all-in-one pipeline's mean wall time over its seeds, against the
-    sum of each single-task pipeline's fastest timed run: of runs on one
+    """The all-in-one pipeline's mean wall time over its timed seeds, against
+    the sum of each single-task pipeline's fastest timed run: of runs on one
     machine, the slower ones were slowed by what else it ran, not by their seed."""
     single = {}
     for row in rows:
@@ -255,9 +269,12 @@ def training_seconds(
         if not timed:
             raise SystemExit(f"No timed run of {row['single_run']}: --single-timed-seeds must hold one of its seeds {row['single_seeds']}")
         single[row["single_run"]] = min(read_wall_seconds(training_dir, metrics_dir, run_name(run, config, seed)) for seed in timed)
-    all_in_one = [read_wall_seconds(training_dir, metrics_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in seeds]
+    all_in_one = [
+        read_wall_seconds(training_dir, metrics_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in all_in_one_timed_seeds
+    ]
     return {
-        "single_timed_seeds": single_timed_seeds, "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
+        "single_timed_seeds": single_timed_seeds, "all_in_one_timed_seeds": all_in_one_timed_seeds,
+        "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
         "ratio": round(mean(all_in_one) / sum(single.values()), 3),
     }
 
@@ -269,6 +286,14 @@ def parse_seeds(option: str, value: str) -> List[int]:
         raise SystemExit(f"{option} takes comma-separated integers, like 0,1,2: not '{value}'") from None
 
 
+def timed_seeds(option: str, value: str, seeds: List[int]) -> List[int]:
+    """A subset of --seeds, all of them when the option is not given."""
+    timed = parse_seeds(option, value) if value else seeds
+    if not set(timed) <= set(seeds):
+        raise SystemExit(f"{option} {timed} must be among --seeds {seeds}")
+    return timed
+
+
 def main(
     out_json: Path,
     out_md: Path,
@@ -276,6 +301,7 @@ def main(
     config: str = typer.Option("trf", help="The project's config variable (run names end with it)"),
     seeds: str = typer.Option("0", help="The seeds the runs were trained with, comma-separated"),
     single_timed_seeds: str = typer.Option("", help="The seeds of the single-task runs timed on the all-in-one runs' machine (default: all of --seeds)"),
+    all_in_one_timed_seeds: str = typer.Option("", help="The seeds of the all-in-one runs timed alone on that machine (default: all of --seeds)"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
     keep_run_files: bool = typer.Option(
@@ -283,15 +309,14 @@ def main(
     ),
 ):
     seeds = parse_seeds("--seeds", seeds)
-    single_timed_seeds = parse_seeds("--single-timed-seeds", single_timed_seeds) if single_timed_seeds else seeds
-    if not set(single_timed_seeds) <= set(seeds):
-        raise SystemExit(f"--single-timed-seeds {single_timed_seeds} must be among --seeds {seeds}")
+    single_timed_seeds = timed_seeds("--single-timed-seeds", single_timed_seeds, seeds)
+    all_in_one_timed_seeds = timed_seeds("--all-in-one-timed-seeds", all_in_one_timed_seeds, seeds)
     rows, curves = [], {}
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
     check_trained_seeds(rows, config, training_dir)
-    seconds = training_seconds(rows, config, seeds, single_timed_seeds, training_dir, metrics_dir)
+    seconds = training_seconds(rows, config, all_in_one_timed_seeds, single_timed_seeds, training_dir, metrics_dir)
     if keep_run_files:
         print(f"Copied {len(copy_run_files(rows, config, training_dir, metrics_dir))} training files into {metrics_dir}")
     result = {
