@@ -14,8 +14,9 @@ compare runs of one machine: where some single-task runs were trained on
 another, `--single-timed-seeds` names the seeds of those timed on the
 all-in-one runs' machine (by default all of `--seeds`), and
 `--all-in-one-timed-seeds` the all-in-one runs timed alone on it (by
-default all of `--seeds` too); only they need a `timing.json`. A run's `timing.json` and `train.log` are read from its
-training folder, or else from their copies in the metrics folder
+default all of `--seeds` too); only they need a `timing.json`. A run's
+`timing.json` and `train.log` are read from its training folder, or else
+from their copies in the metrics folder
 (`<run>_timing.json`, `<run>_train.log`; `--keep-run-files` makes them), so
 a committed table can be made again without the training folders.
 """
