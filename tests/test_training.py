@@ -197,6 +197,32 @@ def test_compare_times_only_the_all_in_one_runs_trained_alone(tmp_path):
         compare.timed_seeds("--all-in-one-timed-seeds", "2", [0, 1])
 
 
+def test_compare_means_each_pipelines_timed_runs_with_its_repeats(tmp_path):
+    compare = load_project_script("compare")
+    metrics_dir, training_dir = write_compare_runs(tmp_path)
+    for run, wall_seconds in (("snips_trf_repeat1", 700), ("all_trf_repeat1", 1500), ("all_trf_repeat2", 900)):
+        write_run(metrics_dir, training_dir, run, {}, [], wall_seconds)
+    rows = [compare.compare_task(task, "trf", [0, 1], metrics_dir, training_dir)[0] for task in compare.TASKS]
+    repeats = compare.parse_repeats("_repeat1, _repeat2")
+    seconds = compare.training_seconds(rows, "trf", [0], [0], training_dir, metrics_dir, repeats)
+    assert seconds["single"] == {"snips_trf": [600, 700], "conll04_trf": [600], "cascade_trf": [1200]}
+    assert (seconds["single_sum"], seconds["all_in_one"], seconds["ratio"]) == (2450, [1200, 1500, 900], 0.49)
+    table = compare.markdown_table(rows, seconds)
+    assert "| 40.8 min (sum of 3 pipelines) | 20.0 min | x0.49 |" in table
+    assert "each wall time is the mean of a pipeline's timed runs (single-task 2, 1, 1; all-in-one 3)" in table
+    kept = compare.copy_run_files(rows, "trf", training_dir, metrics_dir, repeats)
+    assert {"snips_trf_repeat1_timing.json", "all_trf_repeat2_timing.json"} <= {path.name for path in kept}
+    with pytest.raises(SystemExit, match="--timing-repeats _repeat3: no run has a timing.json"):
+        compare.training_seconds(rows, "trf", [0], [0], training_dir, metrics_dir, ["_repeat3"])
+    for bad in ("repeat1", "_seed2"):
+        with pytest.raises(SystemExit, match=f"not '{bad}'"):
+            compare.parse_repeats(bad)
+    (training_dir / "all_trf_repeat1" / "model-last").mkdir()
+    Config({"system": {"seed": 1}}).to_disk(training_dir / "all_trf_repeat1" / "model-last" / "config.cfg")
+    with pytest.raises(SystemExit, match="seed 1, but its run's name is seed 0's: .*--vars.seed_suffix _repeat1"):
+        compare.check_trained_seeds(rows, "trf", training_dir, repeats)
+
+
 def test_compare_names_a_run_trained_with_another_seed(tmp_path):
     compare = load_project_script("compare")
     metrics_dir, training_dir = write_compare_runs(tmp_path)

@@ -2,7 +2,7 @@
 training wall times, and dev score against training step.
 
 compare.py OUT.json OUT.md OUT.png [--config trf] [--seeds 0,1,2] [--single-timed-seeds 0]
-    [--all-in-one-timed-seeds 0]
+    [--all-in-one-timed-seeds 0] [--timing-repeats _repeat1,_repeat2]
 
 Seed 0's run of each pipeline is named as in project.yml (`snips_trf`,
 `all_trf`); seed N's adds `_seedN` to the run name (`snips_trf_seed1`,
@@ -14,7 +14,11 @@ compare runs of one machine: where some single-task runs were trained on
 another, `--single-timed-seeds` names the seeds of those timed on the
 all-in-one runs' machine (by default all of `--seeds`), and
 `--all-in-one-timed-seeds` the all-in-one runs timed alone on it (by
-default all of `--seeds` too); only they need a `timing.json`. A run's
+default all of `--seeds` too); only they need a `timing.json`.
+`--timing-repeats` names the suffixes of runs that trained a seed 0 pipeline
+again, for its time only (`--vars.seed_suffix _repeat1`): one machine's
+speed drifts from one run to the next, so each pipeline's time is the mean
+of all its timed runs, repeats included. A run's
 `timing.json` and `train.log` are read from its training folder, or else
 from their copies in the metrics folder
 (`<run>_timing.json`, `<run>_train.log`; `--keep-run-files` makes them), so
@@ -25,7 +29,7 @@ import re
 import shutil
 from pathlib import Path
 from statistics import mean
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import typer
 from thinc.api import Config
@@ -115,39 +119,43 @@ def mean_curve(curves: List[Curve]) -> Curve:
     return [(step, mean(curve[step] for curve in curves)) for step in steps]
 
 
-def runs_of(rows: List[Dict], config: str) -> List[Tuple[str, int]]:
-    """(run, seed) of every run the table's rows read, each once: the
-    cascade's and the all-in-one runs serve several rows."""
+def runs_of(rows: List[Dict], config: str, repeats: Sequence[str] = ()) -> List[Tuple[str, int, str]]:
+    """(run, seed, suffix) of every run the table's rows read, each once
+    (the cascade's and the all-in-one runs serve several rows), and of each
+    pipeline's repeats (seed 0), trained or not."""
     runs = set()
     for row in rows:
         single_run = TASKS[row["task"]][1]
-        runs.update((run_name(single_run, config, seed), seed) for seed in row["single_seeds"])
-        runs.update((run_name(ALL_IN_ONE_RUN, config, seed), seed) for seed in row["all_in_one_seeds"])
+        for template, seeds in ((single_run, row["single_seeds"]), (ALL_IN_ONE_RUN, row["all_in_one_seeds"])):
+            runs.update((run_name(template, config, seed), seed, seed_suffix(seed)) for seed in seeds)
+            runs.update((template.format(c=config, s=suffix), 0, suffix) for suffix in repeats)
     return sorted(runs)
 
 
-def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path) -> None:
+def check_trained_seeds(rows: List[Dict], config: str, training_dir: Path, repeats: Sequence[str] = ()) -> None:
     """Each run in its training folder must have been trained with the seed
     its name stands for: a seed without its suffix (or the reverse) would
     count one seed's run as another's."""
-    for run, seed in runs_of(rows, config):
+    for run, seed, suffix in runs_of(rows, config, repeats):
         config_path = training_dir / run / "model-last" / "config.cfg"
         if not config_path.exists():
             continue
         trained = Config().from_disk(config_path, interpolate=False)["system"]["seed"]
         if trained != seed:
-            suffix = seed_suffix(seed) or '""'
+            suffix = suffix or '""'
             raise SystemExit(
                 f"{config_path} was trained with seed {trained}, but its run's name is seed {seed}'s: "
                 f"train it with --vars.seed {seed} --vars.seed_suffix {suffix}"
             )
 
 
-def copy_run_files(rows: List[Dict], config: str, training_dir: Path, metrics_dir: Path) -> List[Path]:
+def copy_run_files(
+    rows: List[Dict], config: str, training_dir: Path, metrics_dir: Path, repeats: Sequence[str] = ()
+) -> List[Path]:
     """Copy each run's `timing.json` and `train.log` from its training folder
     into the metrics folder, where the table can be made again from."""
     kept = []
-    for run, _ in runs_of(rows, config):
+    for run, _, _ in runs_of(rows, config, repeats):
         for name in RUN_FILES:
             path = training_dir / run / name
             if path.exists():
@@ -182,7 +190,7 @@ def markdown_table(rows: List[Dict], seconds: Dict) -> str:
     timed = seconds["single_timed_seeds"]
     all_in_one_timed = seconds["all_in_one_timed_seeds"]
     several = any(len(row["single_seeds"]) > 1 or len(row["all_in_one_seeds"]) > 1 for row in rows)
-    fastest = ", the fastest of each" if any(len(set(row["single_seeds"]) & set(timed)) > 1 for row in rows) else ""
+    runs_timed = [len(times) for times in seconds["single"].values()] + [len(seconds["all_in_one"])]
     lines = [
         "| task (dev) | metric | single-task | all-in-one | all-in-one - single |",
         "|---|---|---|---|---|",
@@ -191,18 +199,19 @@ def markdown_table(rows: List[Dict], seconds: Dict) -> str:
         single, all_in_one = score_cell(row["single_scores"]), score_cell(row["all_in_one_scores"])
         lines.append(f"| {row['task']} | `{row['metric']}` | {single} | {all_in_one} | {row['difference']:+.2f} |")
     lines.append(
-        f"| training wall time | | {seconds['single_sum'] / 60:.1f} min (sum of {len(seconds['single'])} runs{fastest}) "
+        f"| training wall time | | {seconds['single_sum'] / 60:.1f} min (sum of {len(seconds['single'])} pipelines) "
         f"| {mean(seconds['all_in_one']) / 60:.1f} min | x{seconds['ratio']:.2f} |"
     )
-    if several:
-        lines.append("")
+    notes = ["Means over seeds, each seed's score in brackets"] if several else []
+    if max(runs_timed) > 1:
+        counts = ", ".join(map(str, runs_timed[:-1]))
+        notes.append(f"each wall time is the mean of a pipeline's timed runs (single-task {counts}; all-in-one {runs_timed[-1]})")
+    if notes:
         single_untimed = sorted({seed for row in rows for seed in row["single_seeds"]} - set(timed))
         all_in_one_untimed = sorted({seed for row in rows for seed in row["all_in_one_seeds"]} - set(all_in_one_timed))
-        mean_time = "; the all-in-one wall time is a mean too" if len(all_in_one_timed) > 1 else ""
-        lines.append(
-            f"Means over seeds, each seed's score in brackets{mean_time}"
-            f"{untimed_note('single-task', single_untimed)}{untimed_note('all-in-one', all_in_one_untimed)}."
-        )
+        note = "; ".join(notes)
+        lines += ["", f"{note[0].upper()}{note[1:]}"
+                  f"{untimed_note('single-task', single_untimed)}{untimed_note('all-in-one', all_in_one_untimed)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -258,26 +267,58 @@ def compare_task(task: str, config: str, seeds: List[int], metrics_dir: Path, tr
 
 def training_seconds(
     rows: List[Dict], config: str, all_in_one_timed_seeds: List[int], single_timed_seeds: List[int],
-    training_dir: Path, metrics_dir: Path,
+    training_dir: Path, metrics_dir: Path, repeats: Sequence[str] = (),
 ) -> Dict:
-    """The all-in-one pipeline's mean wall time over its timed seeds, against
-    the sum of each single-task pipeline's fastest timed run: of runs on one
-    machine, the slower ones were slowed by what else it ran, not by their seed."""
-    single = {}
+    """The all-in-one pipeline's mean wall time, against the sum of each
+    single-task pipeline's: the mean over a pipeline's timed seeds and its
+    repeats (`repeat_runs`)."""
+    single_runs = {}
     for row in rows:
         run = TASKS[row["task"]][1]
         timed = [seed for seed in row["single_seeds"] if seed in single_timed_seeds]
         if not timed:
             raise SystemExit(f"No timed run of {row['single_run']}: --single-timed-seeds must hold one of its seeds {row['single_seeds']}")
-        single[row["single_run"]] = min(read_wall_seconds(training_dir, metrics_dir, run_name(run, config, seed)) for seed in timed)
-    all_in_one = [
-        read_wall_seconds(training_dir, metrics_dir, run_name(ALL_IN_ONE_RUN, config, seed)) for seed in all_in_one_timed_seeds
-    ]
+        single_runs[row["single_run"]] = [run_name(run, config, seed) for seed in timed]
+    all_in_one_runs = [run_name(ALL_IN_ONE_RUN, config, seed) for seed in all_in_one_timed_seeds]
+    found = repeat_runs(config, repeats, training_dir, metrics_dir)
+    for single_run in single_runs:
+        single_runs[single_run] += [run for template, run in found if run_name(template, config, 0) == single_run]
+    all_in_one_runs += [run for template, run in found if template == ALL_IN_ONE_RUN]
+
+    def wall_seconds(runs: List[str]) -> List[float]:
+        return [read_wall_seconds(training_dir, metrics_dir, run) for run in runs]
+
+    single = {run: wall_seconds(runs) for run, runs in single_runs.items()}
+    single_sum = sum(mean(times) for times in single.values())
+    all_in_one = wall_seconds(all_in_one_runs)
     return {
         "single_timed_seeds": single_timed_seeds, "all_in_one_timed_seeds": all_in_one_timed_seeds,
-        "single": single, "single_sum": sum(single.values()), "all_in_one": all_in_one,
-        "ratio": round(mean(all_in_one) / sum(single.values()), 3),
+        "timing_repeats": list(repeats), "single": single, "single_sum": single_sum, "all_in_one": all_in_one,
+        "ratio": round(mean(all_in_one) / single_sum, 3),
     }
+
+
+def repeat_runs(config: str, repeats: Sequence[str], training_dir: Path, metrics_dir: Path) -> List[Tuple[str, str]]:
+    """(run template, run) of each pipeline trained again with seed 0 under a
+    repeat's suffix, where its timing exists; a suffix no pipeline has is
+    an error (a typo would silently time fewer runs)."""
+    templates = sorted({single_run for _, single_run, _, _ in TASKS.values()}) + [ALL_IN_ONE_RUN]
+    found = []
+    for suffix in repeats:
+        runs = [(template, template.format(c=config, s=suffix)) for template in templates]
+        timed = [(template, run) for template, run in runs if run_file(training_dir, metrics_dir, run, "timing.json").exists()]
+        if not timed:
+            raise SystemExit(f"--timing-repeats {suffix}: no run has a timing.json ({', '.join(run for _, run in runs)})")
+        found += timed
+    return found
+
+
+def parse_repeats(value: str) -> List[str]:
+    repeats = [suffix.strip() for suffix in value.split(",") if suffix.strip()]
+    for suffix in repeats:
+        if not re.fullmatch(r"_\w+", suffix) or re.fullmatch(r"_seed\d+", suffix):
+            raise SystemExit(f"--timing-repeats takes run-name suffixes like _repeat1, other than a seed's: not '{suffix}'")
+    return repeats
 
 
 def parse_seeds(option: str, value: str) -> List[int]:
@@ -305,6 +346,7 @@ def main(
     all_in_one_timed_seeds: str = typer.Option("", help="The seeds of the all-in-one runs timed alone on that machine (default: all of --seeds)"),
     metrics_dir: Path = typer.Option(Path("metrics")),
     training_dir: Path = typer.Option(Path("training")),
+    timing_repeats: str = typer.Option("", help="Suffixes of runs that trained a seed 0 pipeline again, timed alone: _repeat1,_repeat2"),
     keep_run_files: bool = typer.Option(
         False, "--keep-run-files", help="Copy each run's timing.json and train.log into the metrics folder"
     ),
@@ -312,14 +354,16 @@ def main(
     seeds = parse_seeds("--seeds", seeds)
     single_timed_seeds = timed_seeds("--single-timed-seeds", single_timed_seeds, seeds)
     all_in_one_timed_seeds = timed_seeds("--all-in-one-timed-seeds", all_in_one_timed_seeds, seeds)
+    repeats = parse_repeats(timing_repeats)
     rows, curves = [], {}
     for task in TASKS:
         row, curves[task] = compare_task(task, config, seeds, metrics_dir, training_dir)
         rows.append(row)
-    check_trained_seeds(rows, config, training_dir)
-    seconds = training_seconds(rows, config, all_in_one_timed_seeds, single_timed_seeds, training_dir, metrics_dir)
+    check_trained_seeds(rows, config, training_dir, repeats)
+    seconds = training_seconds(rows, config, all_in_one_timed_seeds, single_timed_seeds, training_dir, metrics_dir, repeats)
     if keep_run_files:
-        print(f"Copied {len(copy_run_files(rows, config, training_dir, metrics_dir))} training files into {metrics_dir}")
+        kept = copy_run_files(rows, config, training_dir, metrics_dir, repeats)
+        print(f"Copied {len(kept)} training files into {metrics_dir}")
     result = {
         "seeds": seeds, "rows": rows, "training_seconds": seconds, "curves": curves,
         "targets": {
