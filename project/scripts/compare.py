@@ -272,18 +272,15 @@ def training_seconds(
     """The all-in-one pipeline's mean wall time, against the sum of each
     single-task pipeline's: the mean over a pipeline's timed seeds and its
     repeats (`repeat_runs`)."""
+    repeated = repeat_runs(config, repeats, training_dir, metrics_dir)
     single_runs = {}
     for row in rows:
         run = TASKS[row["task"]][1]
         timed = [seed for seed in row["single_seeds"] if seed in single_timed_seeds]
         if not timed:
             raise SystemExit(f"No timed run of {row['single_run']}: --single-timed-seeds must hold one of its seeds {row['single_seeds']}")
-        single_runs[row["single_run"]] = [run_name(run, config, seed) for seed in timed]
-    all_in_one_runs = [run_name(ALL_IN_ONE_RUN, config, seed) for seed in all_in_one_timed_seeds]
-    found = repeat_runs(config, repeats, training_dir, metrics_dir)
-    for single_run in single_runs:
-        single_runs[single_run] += [run for template, run in found if run_name(template, config, 0) == single_run]
-    all_in_one_runs += [run for template, run in found if template == ALL_IN_ONE_RUN]
+        single_runs[row["single_run"]] = [run_name(run, config, seed) for seed in timed] + repeated[run]
+    all_in_one_runs = [run_name(ALL_IN_ONE_RUN, config, seed) for seed in all_in_one_timed_seeds] + repeated[ALL_IN_ONE_RUN]
 
     def wall_seconds(runs: List[str]) -> List[float]:
         return [read_wall_seconds(training_dir, metrics_dir, run) for run in runs]
@@ -298,18 +295,19 @@ def training_seconds(
     }
 
 
-def repeat_runs(config: str, repeats: Sequence[str], training_dir: Path, metrics_dir: Path) -> List[Tuple[str, str]]:
-    """(run template, run) of each pipeline trained again with seed 0 under a
-    repeat's suffix, where its timing exists; a suffix no pipeline has is
+def repeat_runs(config: str, repeats: Sequence[str], training_dir: Path, metrics_dir: Path) -> Dict[str, List[str]]:
+    """Per run template, its runs that trained the pipeline again with seed 0
+    under a repeat's suffix and have a timing; a suffix no pipeline has is
     an error (a typo would silently time fewer runs)."""
     templates = sorted({single_run for _, single_run, _, _ in TASKS.values()}) + [ALL_IN_ONE_RUN]
-    found = []
+    found: Dict[str, List[str]] = {template: [] for template in templates}
     for suffix in repeats:
-        runs = [(template, template.format(c=config, s=suffix)) for template in templates]
-        timed = [(template, run) for template, run in runs if run_file(training_dir, metrics_dir, run, "timing.json").exists()]
+        runs = {template: template.format(c=config, s=suffix) for template in templates}
+        timed = {template: run for template, run in runs.items() if run_file(training_dir, metrics_dir, run, "timing.json").exists()}
         if not timed:
-            raise SystemExit(f"--timing-repeats {suffix}: no run has a timing.json ({', '.join(run for _, run in runs)})")
-        found += timed
+            raise SystemExit(f"--timing-repeats {suffix}: no run has a timing.json ({', '.join(runs.values())})")
+        for template, run in timed.items():
+            found[template].append(run)
     return found
 
 
