@@ -262,3 +262,33 @@ def test_mixed_precision_scores_give_a_finite_loss():
     grads = backprop({"tag": d_scores})
     torch.autograd.backward(*grads.args, **grads.kwargs)
     assert scores.grad.dtype == torch.float16 and bool(torch.isfinite(scores.grad).all())
+
+
+def test_parser_gradients_repeat_exactly_on_several_threads():
+    """Many tokens share a head (the root above all): the gradient of the
+    label head sums theirs, and on the CPU with several threads that sum must
+    come out the same every time, or training does not repeat itself."""
+    import torch
+
+    from spacy_mtl.ml.cascade import DEP_LABEL_SCORES, BiaffineParser
+
+    torch.manual_seed(0)
+    parser = BiaffineParser(n_in=64, arc_width=32, label_width=32, n_labels=5, dropout=0.0)
+    torch.nn.init.normal_(parser.label_weight)
+    mask = torch.ones(40, 60, dtype=torch.bool)
+    X = torch.randn(int(mask.sum()), 64)
+    heads = torch.randint(0, 4, (40, 60))
+    d_labels = torch.randn(40, 60, 5)
+
+    def label_head_gradient():
+        parser.zero_grad()
+        parser(X, mask, heads)[DEP_LABEL_SCORES].backward(d_labels)
+        return parser.label_head[1].weight.grad.clone()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = label_head_gradient()
+        assert all(torch.equal(first, label_head_gradient()) for _ in range(20))
+    finally:
+        torch.set_num_threads(threads)

@@ -334,7 +334,10 @@ class BiaffineParser(torch.nn.Module):
         segment_offsets = torch.cumsum(mask.sum(dim=1), dim=0) - mask.sum(dim=1)
         columns = heads.clamp(min=0)
         rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
-        label_dep, label_head = self.label_dep(X), label_heads[rows]
+        # Not label_heads[rows]: on the CPU, with several threads, its backward
+        # adds up the gradients of tokens that share a head in a different
+        # order each time, and training does not repeat itself.
+        label_dep, label_head = self.label_dep(X), label_heads.index_select(0, rows)
         # (torch's bilinear is faster forward on CPU, but ~30x slower backward.)
         labels = torch.einsum("ie,lef,if->il", label_dep, self.label_weight.to(X.dtype), label_head)
         labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
