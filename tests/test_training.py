@@ -70,6 +70,20 @@ def test_dev_mode_yields_every_doc_once(corpora):
     assert len(examples) == 1000 and len({eg.reference.text for eg in examples}) == 1000
 
 
+def test_dev_mode_sorted_by_length_yields_every_doc_once_shortest_first(tmp_path):
+    nlp = spacy.blank("en")
+    paths = {}
+    for name, lengths in {"long": [9, 3, 7], "short": [2, 5, 1, 3]}.items():
+        docs = [nlp.make_doc(" ".join(f"{name}{i}w{j}" for j in range(n))) for i, n in enumerate(lengths)]
+        paths[name] = {"path": str(tmp_path / f"{name}.spacy")}
+        DocBin(docs=docs).to_disk(paths[name]["path"])
+    examples = list(MultiCorpus(paths, shuffle=False, sort_by_length=True)(nlp))
+    assert [len(eg.predicted) for eg in examples] == [1, 2, 3, 3, 5, 7, 9]
+    assert len({eg.reference.text for eg in examples}) == 7
+    with pytest.raises(ValueError, match="set shuffle = false"):
+        MultiCorpus(paths, sort_by_length=True)
+
+
 def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
     """A DocBin keeps each doc's user data and span groups as msgpack, and
     srsly looks up its decoders (entry points and catalogue's registry) per
