@@ -7,9 +7,11 @@ import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
+from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config
 
+from conftest import build_tiny_bert
 from pipelines import load_project_script
 from spacy_mtl.training import LossWeighting, MultiCorpus
 
@@ -140,6 +142,47 @@ def test_batch_by_padded_caps_docs_per_batch():
     # Nothing lost or reordered; the padded size still holds.
     assert [doc for batch in capped for doc in batch] == [doc for batch in uncapped for doc in batch]
     assert all(len(batch) * max(map(len, batch)) <= 600 for batch in capped)
+
+
+@pytest.fixture(scope="module")
+def common_word_bert(tmp_path_factory):
+    """A tokenizer that knows a few common words: any other word is cut
+    into many pieces."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    sentences = ["the cat sat on the mat"] * 20 + [" ".join(letters), letters]
+    return build_tiny_bert(tmp_path_factory.mktemp("bert"), sentences)
+
+
+def test_wordpiece_length_counts_what_the_transformer_pads(common_word_bert):
+    from transformers import AutoTokenizer
+
+    length = registry.misc.get("spacy_mtl.wordpiece_length.v1")(name=str(common_word_bert))
+    nlp = spacy.blank("en")
+    common, rare = nlp("the cat sat"), nlp("xylophonist quizzically zigzagged")
+    tokenizer = AutoTokenizer.from_pretrained(str(common_word_bert))
+    # Word pieces plus [CLS] and [SEP], for a Doc as for an Example's predicted doc.
+    assert length(common) == len(tokenizer(common.text)["input_ids"]) == 5
+    assert length(Example(rare, rare)) == len(tokenizer(rare.text)["input_ids"]) > 3 * len(common)
+
+
+def test_batching_by_wordpiece_length_parts_docs_that_pad_differently(common_word_bert):
+    length = registry.misc.get("spacy_mtl.wordpiece_length.v1")(name=str(common_word_bert))
+    nlp = spacy.blank("en")
+    # All 3 spaCy tokens long; the rare ones are many word pieces each.
+    docs = [nlp("the cat sat"), nlp("xylophonist quizzically zigzagged")] * 20
+    by_wordpieces = registry.batchers.get("spacy.batch_by_padded.v1")(size=200, buffer=40, discard_oversize=False, get_length=length)
+    batches = list(by_wordpieces(docs))
+    assert all(len({doc.text for doc in batch}) == 1 for batch in batches)
+    assert all(len(batch) * max(map(length, batch)) <= 200 for batch in batches)
+    assert sorted(doc.text for batch in batches for doc in batch) == sorted(doc.text for doc in docs)
+    # By spaCy tokens, the two kinds share batches, each padded to the rare docs' length.
+    by_tokens = registry.batchers.get("spacy.batch_by_padded.v1")(size=60, buffer=40, discard_oversize=False)
+    assert any(len({doc.text for doc in batch}) == 2 for batch in by_tokens(docs))
+
+
+def test_wordpiece_length_names_a_tokenizer_it_cannot_load(tmp_path):
+    with pytest.raises(ValueError, match="cannot load the tokenizer of '.*no_model'"):
+        registry.misc.get("spacy_mtl.wordpiece_length.v1")(name=str(tmp_path / "no_model"))
 
 
 def test_batch_composition_measures_what_per_batch_means_waste():

@@ -2,8 +2,9 @@
 them (accumulate_gradient included), after a warm-up, on this machine.
 
 Prints seconds per step, words per second, words per step, and the share of
-words in what the transformer pads (each forward pass is padded to its
-longest doc, in spaCy tokens).
+real word pieces in what the transformer pads (each forward pass is padded
+to its longest doc, in its tokenizer's word pieces; in spaCy tokens for a
+pipeline without a transformer).
 
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
@@ -22,7 +23,7 @@ import json
 import pstats
 import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List, Tuple
 
 import typer
 from spacy.cli._util import parse_config_overrides, setup_gpu
@@ -73,7 +74,8 @@ def main(
     T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     (train_corpus,) = resolve_dot_names(config, [T["train_corpus"]])
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
-    seconds, words, padded = 0.0, 0, 0
+    count_padding, unit = padding_counter(nlp)
+    seconds, words, real, padded = 0.0, 0, 0, 0
     for i, (_, batch) in enumerate(batches):
         if i == warmup + steps:
             break
@@ -82,14 +84,16 @@ def main(
         if i >= warmup:
             seconds += time.perf_counter() - start
             words += sum(len(eg) for eg in batch)
-            padded += sum(padded_size(part) for part in parts)
+            for part in parts:
+                part_real, part_padded = count_padding(part)
+                real, padded = real + part_real, padded + part_padded
         typer.echo(f"step {i + 1}/{warmup + steps}", err=True)
     if not words:
         raise typer.BadParameter("the corpus ran out before the timed steps", param_hint="--steps")
     typer.echo(
         f"{config_path} {overrides or ''}\n"
         f"{seconds / steps:.2f} s/step, {words / seconds:.0f} words/s, "
-        f"{words / steps:.0f} words/step, {words / padded:.0%} of the padded batches are words"
+        f"{words / steps:.0f} words/step, {real / padded:.0%} of the padded batches' {unit} are real"
     )
     if output is not None:
         result = {
@@ -103,6 +107,8 @@ def main(
             "seconds_per_step": round(seconds / steps, 4),
             "words_per_second": round(words / seconds, 1),
             "words_per_step": round(words / steps, 1),
+            "padded_unit": unit,
+            "real_share_of_padded": round(real / padded, 3),
             **device_info(),
         }
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +150,27 @@ def use_thinc_blis(nlp) -> None:
             set_numpy_ops(component.model, blis_ops)
 
 
-def padded_size(examples: List[Example]) -> int:
-    return max(len(eg.predicted) for eg in examples) * len(examples)
+def padding_counter(nlp) -> Tuple[Callable[[List[Example]], Tuple[int, int]], str]:
+    """(real, padded) lengths of a batch as its encoder pads it: each span of
+    a doc (the transformer's get_spans) is a row of word pieces, padded to
+    the longest row; without a transformer, each doc a row of spaCy tokens."""
+    if "transformer" not in nlp.pipe_names:
+        def count_tokens(examples: List[Example]) -> Tuple[int, int]:
+            lengths = [len(eg.predicted) for eg in examples]
+            return sum(lengths), max(lengths) * len(lengths)
+
+        return count_tokens, "tokens"
+    model = nlp.get_pipe("transformer").model
+
+    def count_wordpieces(examples: List[Example]) -> Tuple[int, int]:
+        # Called after the step: a DocDropout encoder's get_spans records
+        # each row's rate for the next forward pass, which calls it again.
+        nested_spans = model.attrs["get_spans"]([eg.predicted for eg in examples])
+        texts = [span.text for spans in nested_spans for span in spans]
+        lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
+        return sum(lengths), max(lengths) * len(lengths)
+
+    return count_wordpieces, "word pieces"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training machinery: readers that mix corpora, batching, task loss weighting,
 freezing encoder parameters."""
-from .batchers import batch_by_padded, configure_batch_by_padded
+from .batchers import batch_by_padded, configure_batch_by_padded, create_wordpiece_length
 from .corpus import MultiCorpus, create_multi_corpus
 from .freezing import create_freeze_parameters
 from .weighting import LossWeighting, create_console_logger, create_loss_weighting
@@ -8,5 +8,5 @@ from .weighting import LossWeighting, create_console_logger, create_loss_weighti
 __all__ = [
     "LossWeighting", "MultiCorpus", "batch_by_padded", "configure_batch_by_padded",
     "create_console_logger", "create_freeze_parameters", "create_loss_weighting",
-    "create_multi_corpus",
+    "create_multi_corpus", "create_wordpiece_length",
 ]

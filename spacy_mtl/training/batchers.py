@@ -1,9 +1,11 @@
 """`spacy_mtl.batch_by_padded.v1`: spaCy's padded-size batching with a cap
-on the number of docs per batch."""
+on the number of docs per batch; `spacy_mtl.wordpiece_length.v1`: a doc's
+length as the transformer pads it, to batch by."""
 import math
 from functools import partial
-from typing import Callable, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
+from spacy.training import Example
 from spacy.training.batchers import BatcherT, ItemT, Sizing, minibatch_by_padded_size
 from spacy.util import registry
 
@@ -57,3 +59,35 @@ def split_evenly(batch: List[ItemT], max_sequences: int) -> Iterator[List[ItemT]
     bounds = [round(i * len(batch) / n_parts) for i in range(n_parts + 1)]
     for start, end in zip(bounds[:-1], bounds[1:]):
         yield batch[start:end]
+
+
+@registry.misc("spacy_mtl.wordpiece_length.v1")
+def create_wordpiece_length(name: str, tokenizer_config: dict = {}) -> Callable[[ItemT], int]:
+    """A doc's length (or an Example's predicted doc's) in the word pieces of
+    the transformer's tokenizer, special tokens included: the length to
+    which the transformer pads the batch that holds it. As the `get_length`
+    of a padded-size batcher, it batches docs of similar word-piece length
+    together. By spaCy tokens, docs of the same length differ widely in word
+    pieces (web text, names, and each short doc's two special tokens), and
+    each batch is padded to its longest in word pieces.
+
+    name and tokenizer_config: as the transformer's model has them. Repeat
+    its `name` block: spaCy resolves [training] without [components], so a
+    reference to it fails.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, **tokenizer_config)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"wordpiece_length: cannot load the tokenizer of '{name}': {err}") from err
+    # A corpus' docs come back every epoch: each text is tokenized once.
+    lengths: Dict[str, int] = {}
+
+    def wordpiece_length(item: ItemT) -> int:
+        text = (item.predicted if isinstance(item, Example) else item).text
+        if text not in lengths:
+            lengths[text] = len(tokenizer(text, verbose=False)["input_ids"])
+        return lengths[text]
+
+    return wordpiece_length
