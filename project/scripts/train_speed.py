@@ -3,8 +3,9 @@ them (accumulate_gradient included), after a warm-up, on this machine.
 
 Prints seconds per step, words per second, words per step, and the share of
 real word pieces in what the transformer pads (each forward pass is padded
-to its longest doc, in its tokenizer's word pieces; in spaCy tokens for a
-pipeline without a transformer).
+to its longest doc, in its tokenizer's word pieces, or each group of similar
+length with `split_by_length`; in spaCy tokens for a pipeline without a
+transformer).
 
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Tuple
 
+import numpy
 import typer
 from spacy.cli._util import parse_config_overrides, setup_gpu
 from spacy.schemas import ConfigSchemaInit, ConfigSchemaTraining
@@ -35,6 +37,7 @@ from spacy.util import load_config, registry, resolve_dot_names
 from thinc.api import Model, NumpyOps
 
 from spacy_mtl.benchmark import device_info, synchronize_gpu
+from spacy_mtl.ml.encoders import length_groups
 from spacy_mtl.ml.ops import set_numpy_ops
 from spacy_mtl.pipeline.base import MultiTaskPipe
 
@@ -153,7 +156,8 @@ def use_thinc_blis(nlp) -> None:
 def padding_counter(nlp) -> Tuple[Callable[[List[Example]], Tuple[int, int]], str]:
     """(real, padded) lengths of a batch as its encoder pads it: each span of
     a doc (the transformer's get_spans) is a row of word pieces, padded to
-    the longest row; without a transformer, each doc a row of spaCy tokens."""
+    the longest row (of its group, with `split_by_length`); without a
+    transformer, each doc a row of spaCy tokens."""
     if "transformer" not in nlp.pipe_names:
         def count_tokens(examples: List[Example]) -> Tuple[int, int]:
             lengths = [len(eg.predicted) for eg in examples]
@@ -167,8 +171,10 @@ def padding_counter(nlp) -> Tuple[Callable[[List[Example]], Tuple[int, int]], st
         # each row's rate for the next forward pass, which calls it again.
         nested_spans = model.attrs["get_spans"]([eg.predicted for eg in examples])
         texts = [span.text for spans in nested_spans for span in spans]
-        lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
-        return sum(lengths), max(lengths) * len(lengths)
+        lengths = numpy.array([len(ids) for ids in model.tokenizer(texts)["input_ids"]])
+        min_saving = model.layers[0].attrs.get("split_by_length")
+        groups = [lengths] if min_saving is None else [lengths[rows] for rows in length_groups(lengths, min_saving)]
+        return int(lengths.sum()), sum(int(group.max()) * len(group) for group in groups)
 
     return count_wordpieces, "word pieces"
 

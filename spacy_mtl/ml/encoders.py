@@ -1,14 +1,18 @@
 """The shared encoder: where its weights come from, a variant that exposes
-(and trains) every layer, and one whose dropout rate is set per doc."""
+(and trains) every layer, one whose dropout rate is set per doc, and sub-
+batches of similar length that pad less."""
 import importlib.util
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional, Sequence
 
+import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
+from spacy_transformers.data_classes import WordpieceBatch
 from spacy_transformers.layers.transformer_model import TransformerModel, set_pytorch_transformer
 from thinc.api import Model
 from thinc.types import ArgsKwargs
@@ -52,6 +56,7 @@ def build_all_layers_transformer(
     transformer_config: dict = {},
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
+    split_by_length: Optional[int] = None,
 ) -> Model:
     """spacy-transformers' TransformerModel whose output is every hidden
     state (embeddings, then each layer), concatenated on the feature axis,
@@ -64,7 +69,8 @@ def build_all_layers_transformer(
     receive a gradient. Here the concatenation *is* `last_hidden_state`: the
     listener machinery is unchanged and autograd carries each slice's
     gradient back to its own layer. The price is a listener output
-    (n_layers + 1) times wider.
+    (n_layers + 1) times wider. `split_by_length`: see
+    run_in_length_groups().
     """
     transformer_config = {**transformer_config, "output_hidden_states": True}
     model = TransformerModel(
@@ -73,6 +79,8 @@ def build_all_layers_transformer(
     )
     model.layers[0].attrs["convert_outputs"] = _concatenate_hidden_states
     model.attrs["set_transformer"] = _set_transformer
+    if split_by_length is not None:
+        run_in_length_groups(model, split_by_length)
     return model
 
 
@@ -100,6 +108,7 @@ def build_doc_dropout_transformer(
     transformer_config: dict = {},
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
+    split_by_length: Optional[int] = None,
 ) -> Model:
     """spacy-transformers' TransformerModel whose dropout rate inside the
     transformer is set per doc in training: a doc whose user_data holds a
@@ -109,7 +118,7 @@ def build_doc_dropout_transformer(
     many times can then regularize the shared encoder without slowing what
     it learns from the others. (With PyTorch's fused attention, the default
     for BERT, attention-probability dropout is not a layer: it keeps its
-    configured rate.)
+    configured rate.) `split_by_length`: see run_in_length_groups().
     """
     rows = _RowRates()
     model = TransformerModel(
@@ -121,6 +130,8 @@ def build_doc_dropout_transformer(
     wrapper = model.layers[0]
     wrapper.attrs["convert_inputs"] = _inputs_with_doc_dropout(wrapper.attrs["convert_inputs"], rows)
     model.attrs["doc_dropout"] = True
+    if split_by_length is not None:
+        run_in_length_groups(model, split_by_length, select_rows=rows.select)
     return model
 
 
@@ -130,6 +141,17 @@ class _RowRates:
 
     def __init__(self) -> None:
         self.rates: Optional[List[Optional[float]]] = None
+
+    @contextmanager
+    def select(self, rows: Sequence[int]) -> Iterator[None]:
+        """The rates of these rows only, while the transformer runs on them."""
+        all_rates = self.rates
+        if all_rates is not None:
+            self.rates = [all_rates[row] for row in rows]
+        try:
+            yield
+        finally:
+            self.rates = all_rates
 
 
 def _spans_recording_rates(get_spans: Callable, rows: _RowRates) -> Callable:
@@ -201,3 +223,166 @@ class DocDropout(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, per doc"
+
+
+@registry.architectures("spacy_mtl.TransformerModel.v1")
+def build_transformer(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    split_by_length: Optional[int] = None,
+) -> Model:
+    """spacy-transformers' TransformerModel (v3), with `split_by_length`: see
+    run_in_length_groups()."""
+    model = TransformerModel(
+        name, get_spans, tokenizer_config, transformer_config,
+        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config,
+    )
+    if split_by_length is not None:
+        run_in_length_groups(model, split_by_length)
+    return model
+
+
+def run_in_length_groups(
+    model: Model, min_saving: int, select_rows: Optional[Callable[[Sequence[int]], object]] = None
+) -> None:
+    """Run a TransformerModel's transformer on groups of rows (spans) of
+    similar length, each padded to its own longest row, instead of one batch
+    padded to the longest row of all. Batches that mix short and long texts
+    (several corpora, or a batcher that counts spaCy tokens, not word pieces)
+    then cost the transformer their real word pieces, not their padding.
+    Every row's output is the same as in one batch: only the padding goes.
+
+    A group is split off where that saves at least `min_saving` padded word
+    pieces, the fixed cost of one more pass through the transformer (0:
+    every distinct length is its own group). `select_rows` is entered for
+    each group, with its row indices, around the transformer's pass.
+    """
+    if not isinstance(min_saving, int) or isinstance(min_saving, bool) or min_saving < 0:
+        raise ValueError(f"split_by_length must be a whole number of word pieces >= 0, got {min_saving!r}")
+    wrapper = model.layers[0]
+    # Read at each call: None there runs one padded batch again.
+    wrapper.attrs["split_by_length"] = min_saving
+    run_one_batch = wrapper._func
+
+    def run_in_groups(wrapper: Model, wordpieces: WordpieceBatch, is_train: bool):
+        if wrapper.attrs["split_by_length"] is None or len(wordpieces) < 2:
+            return run_one_batch(wrapper, wordpieces, is_train)
+        lengths = numpy.asarray(wordpieces.attention_mask).sum(axis=1).astype(int)
+        groups = length_groups(lengths, wrapper.attrs["split_by_length"])
+        if len(groups) == 1:
+            return run_one_batch(wrapper, wordpieces, is_train)
+        outputs, backprops = [], []
+        for rows in groups:
+            with select_rows(rows) if select_rows is not None else _nothing():
+                output, backprop = run_one_batch(wrapper, _rows_of(wordpieces, rows, lengths[rows].max()), is_train)
+            outputs.append(output)
+            backprops.append(backprop)
+        merged = _merge_rows(outputs, groups, *wordpieces.input_ids.shape)
+
+        def backprop_groups(d_output: ModelOutput) -> List:
+            for rows, output, backprop in zip(groups, outputs, backprops):
+                backprop(_select_output(d_output, rows, _group_width(output)))
+            return []
+
+        return merged, backprop_groups
+
+    wrapper._func = run_in_groups
+
+
+def length_groups(lengths: numpy.ndarray, min_saving: int) -> List[numpy.ndarray]:
+    """Row indices in groups of similar length, the cheapest to run: each
+    group costs its rows times its longest row, plus `min_saving` for every
+    group. Groups are runs of the rows sorted by length; the least total
+    cost is found by dynamic programming over the distinct lengths."""
+    order = numpy.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    # Group ends: after the last row of each distinct length.
+    ends = numpy.flatnonzero(numpy.diff(sorted_lengths)) + 1
+    ends = numpy.append(ends, len(order))
+    starts = numpy.concatenate([[0], ends[:-1]])
+    best = numpy.zeros(len(ends) + 1)  # best[k]: least cost of the rows before ends[k - 1]
+    cut = numpy.zeros(len(ends), dtype=int)
+    for k, end in enumerate(ends):
+        # Candidate groups end at `end` and start at any earlier group end.
+        costs = best[: k + 1] + (end - starts[: k + 1]) * sorted_lengths[end - 1] + min_saving
+        cut[k] = int(numpy.argmin(costs))
+        best[k + 1] = costs[cut[k]]
+    groups = []
+    k = len(ends)
+    while k > 0:
+        first = cut[k - 1]
+        groups.append(order[starts[first] : ends[k - 1]])
+        k = first
+    return groups[::-1]
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _rows_of(wordpieces: WordpieceBatch, rows: numpy.ndarray, width: int) -> WordpieceBatch:
+    return WordpieceBatch(
+        strings=[wordpieces.strings[row][:width] for row in rows],
+        input_ids=wordpieces.input_ids[rows, :width],
+        attention_mask=wordpieces.attention_mask[rows, :width],
+        lengths=[wordpieces.lengths[row] for row in rows],
+        token_type_ids=None if wordpieces.token_type_ids is None else wordpieces.token_type_ids[rows, :width],
+    )
+
+
+def _group_width(output: ModelOutput) -> int:
+    return output["last_hidden_state"].shape[1]
+
+
+def _merge_rows(outputs: List[ModelOutput], groups: List[numpy.ndarray], n_rows: int, width: int) -> ModelOutput:
+    """One output as if from a single batch: each group's rows in their
+    place, zeros where a group was not padded (no word piece is read there)."""
+    merged = {}
+    for key, first in outputs[0].items():
+        if isinstance(first, tuple):
+            merged[key] = tuple(
+                _merge_tensors([output[key][i] for output in outputs], groups, n_rows, width) for i in range(len(first))
+            )
+        else:
+            merged[key] = _merge_tensors([output[key] for output in outputs], groups, n_rows, width)
+    return type(outputs[0])(**merged)
+
+
+def _merge_tensors(parts: List[torch.Tensor], groups: List[numpy.ndarray], n_rows: int, width: int) -> torch.Tensor:
+    first = parts[0]
+    shape = (n_rows,) + tuple(width if _is_position_axis(first, axis) else size for axis, size in enumerate(first.shape) if axis > 0)
+    merged = torch.zeros(shape, dtype=first.dtype, device=first.device)
+    with torch.no_grad():
+        for part, rows in zip(parts, groups):
+            index = torch.as_tensor(rows, device=first.device)
+            merged[(index,) + tuple(slice(0, size) for size in part.shape[1:])] = part.detach()
+    return merged
+
+
+def _select_output(output: ModelOutput, rows: numpy.ndarray, width: int) -> ModelOutput:
+    """A group's rows of a (gradient) output, cut to the group's width."""
+    index = torch.as_tensor(rows)
+
+    def select(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.index_select(0, index.to(tensor.device))
+        for axis in range(1, tensor.ndim):
+            if _is_position_axis(tensor, axis):
+                tensor = tensor.narrow(axis, 0, width)
+        return tensor
+
+    selected = {
+        key: tuple(select(item) for item in value) if isinstance(value, tuple) else select(value)
+        for key, value in output.items()
+    }
+    return type(output)(**selected)
+
+
+def _is_position_axis(tensor: torch.Tensor, axis: int) -> bool:
+    """Hidden states are (rows, positions, features) and attentions (rows,
+    heads, positions, positions); pooled outputs (rows, features) have none."""
+    return (tensor.ndim == 3 and axis == 1) or (tensor.ndim == 4 and axis >= 2)
