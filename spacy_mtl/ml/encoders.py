@@ -14,7 +14,7 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import WordpieceBatch
 from spacy_transformers.layers.transformer_model import TransformerModel, set_pytorch_transformer
-from thinc.api import Model
+from thinc.api import Model, to_numpy
 from thinc.types import ArgsKwargs
 from transformers.file_utils import ModelOutput
 
@@ -254,7 +254,8 @@ def run_in_length_groups(
     padded to the longest row of all. Batches that mix short and long texts
     (several corpora, or a batcher that counts spaCy tokens, not word pieces)
     then cost the transformer their real word pieces, not their padding.
-    Every row's output is the same as in one batch: only the padding goes.
+    Every row's output is the same as in one batch (up to rounding): only
+    the padding goes.
 
     A group is split off where that saves at least `min_saving` padded word
     pieces, the fixed cost of one more pass through the transformer (0:
@@ -271,7 +272,7 @@ def run_in_length_groups(
     def run_in_groups(wrapper: Model, wordpieces: WordpieceBatch, is_train: bool):
         if wrapper.attrs["split_by_length"] is None or len(wordpieces) < 2:
             return run_one_batch(wrapper, wordpieces, is_train)
-        lengths = numpy.asarray(wordpieces.attention_mask).sum(axis=1).astype(int)
+        lengths = to_numpy(wordpieces.attention_mask).sum(axis=1).astype(int)
         groups = length_groups(lengths, wrapper.attrs["split_by_length"])
         if len(groups) == 1:
             return run_one_batch(wrapper, wordpieces, is_train)
