@@ -54,6 +54,15 @@ def assert_dropout_only_where_set(nlp, words):
         numpy.testing.assert_allclose(before, after)
 
 
+def assert_same_predictions(nlp, loaded, words):
+    for doc, loaded_doc in zip(nlp.pipe(Doc(nlp.vocab, words=w) for w in words),
+                               loaded.pipe(Doc(loaded.vocab, words=w) for w in words)):
+        assert doc.cats == pytest.approx(loaded_doc.cats, abs=1e-5)
+        assert [(s.start, s.end, s.label_) for s in doc.spans["slots"]] == [
+            (s.start, s.end, s.label_) for s in loaded_doc.spans["slots"]
+        ]
+
+
 def test_only_docs_with_a_rate_train_with_dropout(tiny_bert, snips_docs):
     nlp = make_doc_dropout_nlp(tiny_bert, with_slot_intent=False)
     nlp.initialize()
@@ -70,12 +79,7 @@ def test_a_pipeline_learns_through_it_and_loads_with_it(tiny_bert, snips_docs, t
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
     words = [[t.text for t in doc] for doc in snips_docs[30:40]]
-    for doc, loaded_doc in zip(nlp.pipe(Doc(nlp.vocab, words=w) for w in words),
-                               loaded.pipe(Doc(loaded.vocab, words=w) for w in words)):
-        assert doc.cats == pytest.approx(loaded_doc.cats, abs=1e-5)
-        assert [(s.start, s.end, s.label_) for s in doc.spans["slots"]] == [
-            (s.start, s.end, s.label_) for s in loaded_doc.spans["slots"]
-        ]
+    assert_same_predictions(nlp, loaded, words)
     # Trained further, the loaded pipeline drops per doc too.
     assert_dropout_only_where_set(loaded, words[:6])
 
@@ -204,12 +208,7 @@ def test_a_split_pipeline_learns_and_loads_with_its_split(tiny_bert, snips_docs,
     loaded = spacy.load(tmp_path / "pipeline")
     shapes = record_pass_shapes(loaded)
     words = [[t.text for t in doc] for doc in snips_docs[30:40]]
-    for doc, loaded_doc in zip(nlp.pipe(Doc(nlp.vocab, words=w) for w in words),
-                               loaded.pipe(Doc(loaded.vocab, words=w) for w in words)):
-        assert doc.cats == pytest.approx(loaded_doc.cats, abs=1e-5)
-        assert [(s.start, s.end, s.label_) for s in doc.spans["slots"]] == [
-            (s.start, s.end, s.label_) for s in loaded_doc.spans["slots"]
-        ]
+    assert_same_predictions(nlp, loaded, words)
     assert len(shapes) > 1 and loaded.get_pipe("transformer").model.layers[0].attrs["split_by_length"] == 4
 
 

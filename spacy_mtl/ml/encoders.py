@@ -4,7 +4,7 @@ batches of similar length that pad less."""
 import importlib.util
 import logging
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence
 
@@ -276,17 +276,18 @@ def run_in_length_groups(
         groups = length_groups(lengths, wrapper.attrs["split_by_length"])
         if len(groups) == 1:
             return run_one_batch(wrapper, wordpieces, is_train)
+        widths = [int(lengths[rows].max()) for rows in groups]
         outputs, backprops = [], []
-        for rows in groups:
-            with select_rows(rows) if select_rows is not None else _nothing():
-                output, backprop = run_one_batch(wrapper, _rows_of(wordpieces, rows, lengths[rows].max()), is_train)
+        for rows, width in zip(groups, widths):
+            with select_rows(rows) if select_rows is not None else nullcontext():
+                output, backprop = run_one_batch(wrapper, _rows_of(wordpieces, rows, width), is_train)
             outputs.append(output)
             backprops.append(backprop)
         merged = _merge_rows(outputs, groups, *wordpieces.input_ids.shape)
 
         def backprop_groups(d_output: ModelOutput) -> List:
-            for rows, output, backprop in zip(groups, outputs, backprops):
-                backprop(_select_output(d_output, rows, _group_width(output)))
+            for rows, width, backprop in zip(groups, widths, backprops):
+                backprop(_select_output(d_output, rows, width))
             return []
 
         return merged, backprop_groups
@@ -321,11 +322,6 @@ def length_groups(lengths: numpy.ndarray, min_saving: int) -> List[numpy.ndarray
     return groups[::-1]
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def _rows_of(wordpieces: WordpieceBatch, rows: numpy.ndarray, width: int) -> WordpieceBatch:
     return WordpieceBatch(
         strings=[wordpieces.strings[row][:width] for row in rows],
@@ -334,10 +330,6 @@ def _rows_of(wordpieces: WordpieceBatch, rows: numpy.ndarray, width: int) -> Wor
         lengths=[wordpieces.lengths[row] for row in rows],
         token_type_ids=None if wordpieces.token_type_ids is None else wordpieces.token_type_ids[rows, :width],
     )
-
-
-def _group_width(output: ModelOutput) -> int:
-    return output["last_hidden_state"].shape[1]
 
 
 def _merge_rows(outputs: List[ModelOutput], groups: List[numpy.ndarray], n_rows: int, width: int) -> ModelOutput:
