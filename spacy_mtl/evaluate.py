@@ -8,12 +8,13 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .pipeline.base import MultiTaskPipe
+from .training.corpus import gold_tokenized
 
 
 def gold_token_inputs(nlp: Language, references: Iterable[Doc]) -> Iterable[Doc]:
     """Unannotated docs with the references' words and spaces."""
     for ref in references:
-        yield Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
+        yield gold_tokenized(ref, nlp.vocab)
 
 
 def score_pipeline(nlp: Language, references: List[Doc], batch_size: int = 64, progress: bool = False) -> Dict[str, Any]:

@@ -5,7 +5,7 @@ Every score is computed only on the docs whose reference annotates that task
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from spacy.scorer import PRFScore
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Token
 from spacy.training import Example
 
 from .relations import get_relation_rows, has_relations_annotation
@@ -174,24 +174,27 @@ def score_cascade(
     levels: Iterable[str] = ("tag", "pos", "chunk", "dep"),
     **kwargs,
 ) -> Dict[str, Optional[float]]:
-    """tag_acc (PTB tags) and pos_acc (UPOS) over tokens with a gold tag;
-    chunk_f over typed chunk spans; dep_uas / dep_las over every token of docs
-    with a gold tree, punctuation included. Each on annotated docs only, and
-    only for the levels the pipeline predicts (None for the others)."""
+    """tag_acc (PTB tags) and pos_acc (UPOS) over gold tokens with a tag;
+    chunk_f over typed chunk spans; dep_uas / dep_las over every gold token of
+    docs with a gold tree, punctuation included. Each on annotated docs only,
+    and only for the levels the pipeline predicts (None for the others). On a
+    tokenization other than the gold one, a gold token without a predicted
+    token of its own counts as wrong."""
     levels = set(levels)
     counts = {"tag": [0, 0], "pos": [0, 0], "uas": [0, 0], "las": [0, 0]}
     chunks = PRFScore()
     n_chunk_docs = 0
     for eg in examples:
+        own = own_predicted_tokens(eg)
         for attr, key in (("TAG", "tag"), ("POS", "pos")):
             if key in levels and eg.reference.has_annotation(attr):
-                _count_tags(counts[key], eg, attr)
+                _count_tags(counts[key], eg.reference, own, attr)
         gold_chunks = char_spans(eg.reference, chunks_key) if "chunk" in levels else None
         if gold_chunks is not None:
             n_chunk_docs += 1
             count_matches(chunks, gold_chunks, char_spans(eg.predicted, chunks_key) or set())
         if "dep" in levels and eg.reference.has_annotation("DEP"):
-            _count_arcs(counts, eg)
+            _count_arcs(counts, eg.reference, own)
 
     def accuracy(key: str) -> Optional[float]:
         correct, total = counts[key]
@@ -208,22 +211,34 @@ def score_cascade(
     }
 
 
-def _count_tags(count: List[int], eg: Example, attr: str) -> None:
-    gold = eg.get_aligned(attr, as_string=True)
-    for token, gold_tag in zip(eg.predicted, gold):
+def _count_tags(count: List[int], reference: Doc, own: List[Optional[Token]], attr: str) -> None:
+    for gold, predicted in zip(reference, own):
+        gold_tag = gold.tag_ if attr == "TAG" else gold.pos_
         if gold_tag:
-            predicted = token.tag_ if attr == "TAG" else token.pos_
-            count[0] += predicted == gold_tag
+            predicted_tag = None if predicted is None else predicted.tag_ if attr == "TAG" else predicted.pos_
+            count[0] += predicted_tag == gold_tag
             count[1] += 1
 
 
-def _count_arcs(counts: Dict[str, List[int]], eg: Example) -> None:
-    gold_heads, gold_deps = eg.get_aligned_parse(projectivize=False)
-    for token, head, dep in zip(eg.predicted, gold_heads, gold_deps):
-        if head is None:
+def _count_arcs(counts: Dict[str, List[int]], reference: Doc, own: List[Optional[Token]]) -> None:
+    gold_of = {token.i: gold.i for gold, token in zip(reference, own) if token is not None}
+    for gold, predicted in zip(reference, own):
+        if gold.dep == 0:  # no gold arc (a doc without a tree has none)
             continue
-        head_ok = token.head.i == head
+        head_ok = predicted is not None and gold_of.get(predicted.head.i) == gold.head.i
         counts["uas"][0] += head_ok
-        counts["las"][0] += head_ok and token.dep_.lower() == str(dep).lower()
+        counts["las"][0] += head_ok and predicted.dep_.lower() == gold.dep_.lower()
         counts["uas"][1] += 1
         counts["las"][1] += 1
+
+
+def own_predicted_tokens(eg: Example) -> List[Optional[Token]]:
+    """Per gold token, the predicted token aligned to it alone and it to that
+    token alone; None where the two tokenizations cut the text differently."""
+    gold_to_predicted, predicted_to_gold = eg.alignment.y2x, eg.alignment.x2y
+    own = []
+    for i in range(len(eg.reference)):
+        aligned = gold_to_predicted[i] if gold_to_predicted.lengths[i] == 1 else ()
+        one_to_one = len(aligned) == 1 and predicted_to_gold.lengths[aligned[0]] == 1
+        own.append(eg.predicted[int(aligned[0])] if one_to_one else None)
+    return own

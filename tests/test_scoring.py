@@ -4,7 +4,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 
 from pipelines import load_project_script
-from spacy_mtl.scoring import score_slot_intent
+from spacy_mtl.scoring import score_cascade, score_slot_intent
 
 WORDS = "flights from boston to new york".split()
 
@@ -132,3 +132,28 @@ def test_relation_errors_tell_a_missing_entity_from_a_missed_pair():
     assert dict(counts["Work_For"]) == {"gold": 2, "found": 1, "missed_pair": 1, "other_label": 1}
     assert dict(counts["OrgBased_In"]) == {"gold": 2, "missed_entity": 1, "missed_pair": 1}
     assert dict(counts["Live_In"]) == {"gold": 2, "found": 1, "missed_entity": 1, "false_positive": 1}
+
+
+# "A wheel-chair rolls": words, heads, deps, tags.
+WHEELCHAIR = (["A", "wheel-chair", "rolls"], [1, 2, 2], ["det", "nsubj", "ROOT"], ["DT", "NN", "VBZ"])
+
+
+def parsed(vocab, words, heads, deps, tags):
+    return Doc(vocab, words=words, heads=heads, deps=deps, tags=tags)
+
+
+def test_a_gold_token_split_by_the_tokenizer_counts_as_wrong():
+    """Gold "wheel-chair" is one token, the prediction has three: its tag and
+    arc are wrong, and so is the arc of "A", whose head it is. The other tag
+    and arc are right."""
+    vocab = Vocab()
+    gold = parsed(vocab, *WHEELCHAIR)
+    predicted = parsed(
+        vocab, ["A", "wheel", "-", "chair", "rolls"], [3, 3, 3, 4, 4],
+        ["det", "compound", "punct", "nsubj", "ROOT"], ["DT", "NN", "HYPH", "NN", "VBZ"],
+    )
+    scores = score_cascade([Example(predicted, gold)])
+    assert scores["tag_acc"] == pytest.approx(2 / 3)
+    assert scores["dep_uas"] == pytest.approx(1 / 3) and scores["dep_las"] == pytest.approx(1 / 3)
+    same = score_cascade([Example(parsed(vocab, *WHEELCHAIR), gold)])
+    assert same["tag_acc"] == same["dep_uas"] == same["dep_las"] == 1.0

@@ -86,6 +86,21 @@ def test_dev_mode_sorted_by_length_yields_every_doc_once_shortest_first(tmp_path
         MultiCorpus(paths, sort_by_length=True)
 
 
+def test_gold_tokens_keep_the_corpus_tokenization(tmp_path):
+    """The tokenizer splits "wheel-chair" and "F-16s"; with gold_tokens the
+    predicted docs keep the corpus' tokens, as scripts/evaluate.py does."""
+    nlp = spacy.blank("en")
+    words, spaces = ["The", "wheel-chair", "met", "F-16s", "."], [True, True, True, False, False]
+    path = tmp_path / "dev.spacy"
+    DocBin(docs=[Doc(nlp.vocab, words=words, spaces=spaces)]).to_disk(path)
+    corpora = {"dev": {"path": str(path)}}
+    (retokenized,) = MultiCorpus(corpora, shuffle=False)(nlp)
+    (kept,) = MultiCorpus(corpora, shuffle=False, gold_tokens=True)(nlp)
+    assert len(retokenized.predicted) > len(words)
+    assert [t.text for t in kept.predicted] == words and kept.predicted.text == kept.reference.text
+    assert not kept.predicted.has_annotation("TAG")
+
+
 def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
     """A DocBin keeps each doc's user data and span groups as msgpack, and
     srsly looks up its decoders (entry points and catalogue's registry) per

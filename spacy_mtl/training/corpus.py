@@ -15,6 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import minibatch, registry, resolve_dot_names
+from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..ml.encoders import ENCODER_DROPOUT_KEY
@@ -38,6 +39,7 @@ def create_multi_corpus(
     limit: int = 0,
     group_words: int = 0,
     sort_by_length: bool = False,
+    gold_tokens: bool = False,
 ) -> "MultiCorpus":
     """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
         it annotates (optional; annotation of any other task is removed, so
@@ -56,11 +58,15 @@ def create_multi_corpus(
     sort_by_length: with shuffle = false, yield the docs shortest first.
         Evaluation then batches docs of similar length, which the transformer
         pads less: the same predictions in less time.
+    gold_tokens: the docs keep the corpus' own tokens instead of those of the
+        pipeline's tokenizer. On a dev corpus, the scores in training are then
+        those of the gold tokenization, as scripts/evaluate.py gives them.
     Train with `max_epochs = -1` so that each epoch draws anew.
     """
     return MultiCorpus(
         corpora, alpha=alpha, epoch_size=epoch_size, shuffle=shuffle, seed=seed,
         max_length=max_length, limit=limit, group_words=group_words, sort_by_length=sort_by_length,
+        gold_tokens=gold_tokens,
     )
 
 
@@ -77,6 +83,7 @@ class MultiCorpus:
         limit: int = 0,
         group_words: int = 0,
         sort_by_length: bool = False,
+        gold_tokens: bool = False,
     ):
         if not corpora:
             raise ValueError("MultiCorpus needs at least one corpus")
@@ -105,6 +112,7 @@ class MultiCorpus:
         self.limit = limit
         self.group_words = group_words
         self.sort_by_length = sort_by_length
+        self.gold_tokens = gold_tokens
         self._examples: Optional[Dict[str, List[Example]]] = None
         self._queues: Dict[str, List[Example]] = {}
 
@@ -168,6 +176,8 @@ class MultiCorpus:
                     examples = list(corpus(nlp))
                 if not examples:
                     raise ValueError(f"MultiCorpus corpus '{name}': no docs in {path}")
+                if self.gold_tokens:
+                    examples = [Example(gold_tokenized(eg.reference), eg.reference) for eg in examples]
                 tasks = spec.get("tasks")
                 if tasks is not None:
                     for eg in examples:
@@ -251,6 +261,12 @@ def msgpack_decoders_looked_up_once():
         yield
     finally:
         del decoders.get_all
+
+
+def gold_tokenized(reference: Doc, vocab: Optional[Vocab] = None) -> Doc:
+    """An unannotated doc with the reference's words and spaces."""
+    words = [t.text for t in reference]
+    return Doc(vocab or reference.vocab, words=words, spaces=[bool(t.whitespace_) for t in reference])
 
 
 def runs_of_words(examples: List[Example], n_words: int) -> List[List[Example]]:
