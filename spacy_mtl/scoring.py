@@ -185,16 +185,17 @@ def score_cascade(
     chunks = PRFScore()
     n_chunk_docs = 0
     for eg in examples:
-        own = own_predicted_tokens(eg)
+        own = None  # aligned only for a doc whose tags or tree are scored
         for attr, key in (("TAG", "tag"), ("POS", "pos")):
             if key in levels and eg.reference.has_annotation(attr):
-                _count_tags(counts[key], eg.reference, own, attr)
+                own = own or own_predicted_tokens(eg)
+                _count_tags(counts[key], eg.reference, own, f"{key}_")
         gold_chunks = char_spans(eg.reference, chunks_key) if "chunk" in levels else None
         if gold_chunks is not None:
             n_chunk_docs += 1
             count_matches(chunks, gold_chunks, char_spans(eg.predicted, chunks_key) or set())
         if "dep" in levels and eg.reference.has_annotation("DEP"):
-            _count_arcs(counts, eg.reference, own)
+            _count_arcs(counts, eg.reference, own or own_predicted_tokens(eg))
 
     def accuracy(key: str) -> Optional[float]:
         correct, total = counts[key]
@@ -211,12 +212,12 @@ def score_cascade(
     }
 
 
-def _count_tags(count: List[int], reference: Doc, own: List[Optional[Token]], attr: str) -> None:
+def _count_tags(count: List[int], reference: Doc, own: List[Optional[Token]], tag_attr: str) -> None:
+    """tag_attr: "tag_" or "pos_"."""
     for gold, predicted in zip(reference, own):
-        gold_tag = gold.tag_ if attr == "TAG" else gold.pos_
+        gold_tag = getattr(gold, tag_attr)
         if gold_tag:
-            predicted_tag = None if predicted is None else predicted.tag_ if attr == "TAG" else predicted.pos_
-            count[0] += predicted_tag == gold_tag
+            count[0] += predicted is not None and getattr(predicted, tag_attr) == gold_tag
             count[1] += 1
 
 
