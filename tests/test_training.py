@@ -101,6 +101,58 @@ def test_gold_tokens_keep_the_corpus_tokenization(tmp_path):
     assert not kept.predicted.has_annotation("TAG")
 
 
+INTENT_SENTENCES = ["book a flight to boston", "play some jazz music", "book a table in paris", "play the radio"]
+TAGGED_SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "the bird sang"]
+
+
+def intent_and_tag_corpora(folder: Path, vocab) -> dict:
+    """Utterances with intents and slots, and sentences with tags only."""
+    utterances = []
+    for text in INTENT_SENTENCES:
+        doc = Doc(vocab, words=text.split())
+        doc.cats = {"book": float(text.startswith("book")), "play": float(text.startswith("play"))}
+        doc.spans["slots"] = [doc[len(doc) - 1 : len(doc)]]
+        doc.spans["slots"][0].label_ = "object"
+        utterances.append(doc)
+    sentences = [Doc(vocab, words=text.split(), tags=["S" if len(w) < 4 else "L" for w in text.split()]) for text in TAGGED_SENTENCES]
+    paths = {"utterances": folder / "utterances.spacy", "sentences": folder / "sentences.spacy"}
+    DocBin(docs=utterances, store_user_data=True).to_disk(paths["utterances"])
+    DocBin(docs=sentences, store_user_data=True).to_disk(paths["sentences"])
+    return {name: {"path": str(path)} for name, path in paths.items()}
+
+
+def test_predict_scored_only_skips_tasks_no_score_counts(tmp_path):
+    """Each component annotates only the dev docs that hold its gold; the
+    scores are those of annotating every doc with every component."""
+    from pipelines import TRF_MODEL
+
+    bert = build_tiny_bert(tmp_path / "bert", INTENT_SENTENCES + TAGGED_SENTENCES)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(bert)}})
+    nlp.add_pipe("slot_intent")
+    nlp.add_pipe("cascade", config={"model": {"levels": ["tag"], "inputs": {"tag": []}, "layers": {"tag": -1}}})
+    corpora = intent_and_tag_corpora(tmp_path, nlp.vocab)
+    nlp.initialize(lambda: MultiCorpus(corpora, shuffle=False)(nlp))
+    every = list(MultiCorpus(corpora, shuffle=False)(nlp))
+    scored = list(MultiCorpus(corpora, shuffle=False, predict_scored_only=True)(nlp))
+    every_scores, scored_scores = nlp.evaluate(every), nlp.evaluate(scored)
+    every_scores.pop("speed"), scored_scores.pop("speed")
+    assert scored_scores == every_scores
+    annotated = list(nlp.pipe(eg.predicted for eg in scored))
+    utterances, sentences = annotated[: len(INTENT_SENTENCES)], annotated[len(INTENT_SENTENCES) :]
+    assert all(doc.cats and not doc.has_annotation("TAG") for doc in utterances)
+    assert all(doc.has_annotation("TAG") and not doc.cats for doc in sentences)
+    assert all(doc.cats and doc.has_annotation("TAG") for doc in nlp.pipe(eg.predicted for eg in every))
+    # A doc without the reader's mark (in production) gets every annotation.
+    doc = nlp("the cat sat")
+    assert doc.cats and doc.has_annotation("TAG")
+
+
+def test_predict_scored_only_is_for_a_dev_corpus(corpora):
+    with pytest.raises(ValueError, match="predict_scored_only is for a dev corpus"):
+        MultiCorpus(corpora, predict_scored_only=True)
+
+
 def test_reading_looks_up_msgpack_decoders_once(tmp_path, monkeypatch):
     """A DocBin keeps each doc's user data and span groups as msgpack, and
     srsly looks up its decoders (entry points and catalogue's registry) per

@@ -1,18 +1,24 @@
 """What every spacy-mtl component shares: heads over one encoder, trained
 on one weighted sum of per-head losses."""
 from functools import partial
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
+from spacy.util import minibatch
 from spacy_transformers.data_classes import TransformerData
 from spacy_transformers.layers import TransformerListener
 from thinc.api import Optimizer, set_dropout_rate
 from transformers.file_utils import ModelOutput
 
 from ..ml.optimizers import ScaledOptimizer
+
+# A doc's user_data key for the names of the components whose gold its
+# reference holds (set by a `predict_scored_only` MultiCorpus): a component
+# missing from it leaves the doc unannotated, as no score would count it.
+SCORED_BY_KEY = "spacy_mtl.scored_by"
 
 # The default encoder input of a component: a listener to the pipeline's
 # shared transformer, one vector per token (mean of its word pieces).
@@ -69,6 +75,31 @@ class MultiTaskPipe(TrainablePipe):
     def annotates(self, head: str, doc: Doc) -> bool:
         """Whether a reference doc has gold annotation for a head."""
         raise NotImplementedError
+
+    def has_gold(self, doc: Doc) -> bool:
+        """Whether a reference doc has gold annotation for any head."""
+        return any(self.annotates(head, doc) for head in self.head_names)
+
+    def __call__(self, doc: Doc) -> Doc:
+        if not self._predicts(doc):
+            return doc
+        return super().__call__(doc)
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                predicted = [doc for doc in docs if self._predicts(doc)]
+                if predicted:
+                    self.set_annotations(predicted, self.predict(predicted))
+                yield from docs
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
+
+    def _predicts(self, doc: Doc) -> bool:
+        """False for a doc marked as scored by other components only."""
+        scored_by = doc.user_data.get(SCORED_BY_KEY)
+        return scored_by is None or self.name in scored_by
 
     def update(
         self,
@@ -152,8 +183,7 @@ class MultiTaskPipe(TrainablePipe):
         The others would add nothing to any loss or gradient (missing is not
         negative), so the heads skip them: in a mixed stream, most docs of a
         batch belong to other components' corpora."""
-        heads = self.head_names
-        return [i for i, eg in enumerate(examples) if any(self.annotates(head, eg.reference) for head in heads)]
+        return [i for i, eg in enumerate(examples) if self.has_gold(eg.reference)]
 
     def _waiting_listeners(self) -> List:
         """The model's listeners that hold an upstream batch and its backprop."""

@@ -19,6 +19,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..ml.encoders import ENCODER_DROPOUT_KEY
+from ..pipeline.base import SCORED_BY_KEY
 from ..relations import RELATIONS_KEY
 from ..scoring import CHUNKS_KEY, SLOTS_KEY
 
@@ -40,6 +41,7 @@ def create_multi_corpus(
     group_words: int = 0,
     sort_by_length: bool = False,
     gold_tokens: bool = False,
+    predict_scored_only: bool = False,
 ) -> "MultiCorpus":
     """corpora: name -> {"path": a .spacy file or folder, "tasks": the tasks
         it annotates (optional; annotation of any other task is removed, so
@@ -61,12 +63,16 @@ def create_multi_corpus(
     gold_tokens: the docs keep the corpus' own tokens instead of those of the
         pipeline's tokenizer. On a dev corpus, the scores in training are then
         those of the gold tokenization, as scripts/evaluate.py gives them.
+    predict_scored_only: with shuffle = false, each spacy-mtl component
+        annotates only the docs that hold its gold: on a dev corpus, the same
+        scores, without predicting tasks on docs no score counts (in a mixed
+        dev set, relations on EWT's sentences, say).
     Train with `max_epochs = -1` so that each epoch draws anew.
     """
     return MultiCorpus(
         corpora, alpha=alpha, epoch_size=epoch_size, shuffle=shuffle, seed=seed,
         max_length=max_length, limit=limit, group_words=group_words, sort_by_length=sort_by_length,
-        gold_tokens=gold_tokens,
+        gold_tokens=gold_tokens, predict_scored_only=predict_scored_only,
     )
 
 
@@ -84,11 +90,14 @@ class MultiCorpus:
         group_words: int = 0,
         sort_by_length: bool = False,
         gold_tokens: bool = False,
+        predict_scored_only: bool = False,
     ):
         if not corpora:
             raise ValueError("MultiCorpus needs at least one corpus")
         if sort_by_length and shuffle:
             raise ValueError("MultiCorpus: sort_by_length orders the docs of a dev corpus; set shuffle = false with it")
+        if predict_scored_only and shuffle:
+            raise ValueError("MultiCorpus: predict_scored_only is for a dev corpus; set shuffle = false with it")
         for name, spec in corpora.items():
             if "path" not in spec:
                 raise ValueError(f"MultiCorpus corpus '{name}' has no 'path'")
@@ -113,6 +122,7 @@ class MultiCorpus:
         self.group_words = group_words
         self.sort_by_length = sort_by_length
         self.gold_tokens = gold_tokens
+        self.predict_scored_only = predict_scored_only
         self._examples: Optional[Dict[str, List[Example]]] = None
         self._queues: Dict[str, List[Example]] = {}
 
@@ -135,6 +145,9 @@ class MultiCorpus:
     def every_example(self, nlp: Language) -> Iterator[Example]:
         """Every doc of every corpus once, in order, or shortest first."""
         examples = chain.from_iterable(self._load(nlp).values())
+        if self.predict_scored_only:
+            examples = list(examples)
+            mark_scoring_components(nlp, examples)
         if self.sort_by_length:
             return iter(sorted(examples, key=lambda eg: len(eg.predicted)))
         return examples
@@ -316,6 +329,14 @@ def remove_annotation(eg: Example, tasks: Sequence[str]) -> None:
             ref.set_ents([], default="missing")
         elif task == "relations":
             ref.user_data.pop(RELATIONS_KEY, None)
+
+
+def mark_scoring_components(nlp: Language, examples: Iterable[Example]) -> None:
+    """Mark each predicted doc with the spacy-mtl components whose gold its
+    reference holds: the others leave it unannotated (SCORED_BY_KEY)."""
+    components = [(name, pipe) for name, pipe in nlp.pipeline if hasattr(pipe, "has_gold")]
+    for eg in examples:
+        eg.predicted.user_data[SCORED_BY_KEY] = [name for name, pipe in components if pipe.has_gold(eg.reference)]
 
 
 def _remove_trees(doc: Doc) -> None:
