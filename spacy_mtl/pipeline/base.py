@@ -86,6 +86,8 @@ class MultiTaskPipe(TrainablePipe):
         return super().__call__(doc)
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """As TrainablePipe.pipe, but docs marked for other components only
+        (SCORED_BY_KEY) pass through unannotated."""
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:
