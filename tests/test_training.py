@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config
@@ -111,8 +111,7 @@ def intent_and_tag_corpora(folder: Path, vocab) -> dict:
     for text in INTENT_SENTENCES:
         doc = Doc(vocab, words=text.split())
         doc.cats = {"book": float(text.startswith("book")), "play": float(text.startswith("play"))}
-        doc.spans["slots"] = [doc[len(doc) - 1 : len(doc)]]
-        doc.spans["slots"][0].label_ = "object"
+        doc.spans["slots"] = [Span(doc, len(doc) - 1, len(doc), label="object")]
         utterances.append(doc)
     sentences = [Doc(vocab, words=text.split(), tags=["S" if len(w) < 4 else "L" for w in text.split()]) for text in TAGGED_SENTENCES]
     paths = {"utterances": folder / "utterances.spacy", "sentences": folder / "sentences.spacy"}
