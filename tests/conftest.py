@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 from typing import List
 
@@ -7,22 +6,14 @@ from spacy.tokens import Doc
 
 from spacy_mtl.convert import read_slu
 
-SHARED_DATA = Path(os.environ.get("SPACY_MTL_DATA", Path(__file__).parents[2] / "shared" / "data"))
-
-
-def require_data(path: Path) -> None:
-    """Skip a test whose dataset is missing; in CI (CI set), fail instead."""
-    if not path.exists():
-        message = f"dataset not found at {path} (set SPACY_MTL_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+# Small synthetic corpora in the formats of SNIPS, UD English EWT, CoNLL-2000
+# and CoNLL04, written by fixtures/make_fixtures.py.
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def read_snips(n: int) -> List[tuple]:
-    """First n (words, tags, intent) examples of the SNIPS train split."""
-    folder = SHARED_DATA / "snips" / "train"
-    require_data(folder)
+    """First n (words, tags, intent) examples of the synthetic SLU corpus."""
+    folder = FIXTURES / "slu"
     columns = [(folder / name).read_text(encoding="utf8").split("\n")[:n] for name in ("seq.in", "seq.out", "label")]
     return [(words.split(), tags.split(), intent.strip()) for words, tags, intent in zip(*columns)]
 
@@ -80,15 +71,13 @@ def snips_docs(snips_sample, tmp_path_factory) -> List[Doc]:
 
 @pytest.fixture(scope="session")
 def cascade_docs() -> List[Doc]:
-    """20 EWT sentences (tags, UPOS, trees) and 20 CoNLL-2000 sentences (tags,
-    chunks), each annotating only some of the cascade's levels."""
+    """20 CoNLL-U sentences (tags, UPOS, trees) and 20 CoNLL-2000 sentences
+    (tags, chunks), each annotating only some of the cascade's levels."""
     from itertools import islice
 
     from spacy_mtl.convert import read_chunks, read_conllu
 
-    ewt, conll2000 = SHARED_DATA / "ud_english_ewt" / "en_ewt-ud-train.conllu", SHARED_DATA / "conll2000" / "train.txt"
-    require_data(ewt)
-    require_data(conll2000)
+    ewt, conll2000 = FIXTURES / "trees.conllu", FIXTURES / "chunks.txt"
     short = lambda docs: (doc for doc in docs if 4 <= len(doc) <= 25)  # noqa: E731
     return list(islice(short(read_conllu(ewt)), 20)) + list(islice(short(read_chunks(conll2000)), 20))
 
@@ -100,11 +89,10 @@ def cascade_bert(tmp_path_factory, cascade_docs) -> Path:
 
 @pytest.fixture(scope="session")
 def conll04_sample(tmp_path_factory):
-    """The first 30 CoNLL04 training sentences with relations, as a SpERT file."""
+    """The first 30 sentences with relations, as a SpERT file."""
     import json
 
-    path = SHARED_DATA / "conll04" / "conll04_train.json"
-    require_data(path)
+    path = FIXTURES / "relations.json"
     sentences = [s for s in json.loads(path.read_text()) if s["relations"]][:30]
     out = tmp_path_factory.mktemp("conll04") / "sample.json"
     out.write_text(json.dumps(sentences))

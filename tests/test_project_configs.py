@@ -26,17 +26,31 @@ def test_project_config_builds_its_pipeline(config_path, tiny_bert):
 
 
 def test_project_has_configs():
-    assert {"all_trf", "all_gpu", "slot_intent_trf", "ner_re_trf", "cascade_trf"} <= {path.stem for path in CONFIGS}
+    assert {"all_trf", "slot_intent_trf", "ner_re_trf", "cascade_trf"} <= {path.stem for path in CONFIGS}
 
 
-def test_gpu_config_has_the_cpu_configs_settings():
-    """all_gpu.cfg is all_trf.cfg for a GPU: a setting changed in one alone
-    would make GPU runs train another pipeline than the README's results."""
-    configs_dir = CONFIGS[0].parent
-    cpu, gpu = (load_config(configs_dir / name) for name in ("all_trf.cfg", "all_gpu.cfg"))
-    assert (cpu["system"]["gpu_allocator"], gpu["system"]["gpu_allocator"]) == (None, "pytorch")
-    for config, mixed in ((cpu, False), (gpu, True)):
-        config["system"]["gpu_allocator"] = None
-        for section in (config["components"]["transformer"]["model"], config["components"]["cascade"]["model"]):
-            assert section.pop("mixed_precision") is mixed
-    assert gpu == cpu
+def gpu_overrides() -> dict:
+    """The `gpu_overrides` of project.yml, as spaCy parses them."""
+    from spacy.cli._util import parse_config_overrides
+    import srsly
+
+    project = srsly.read_yaml(CONFIGS[0].parents[1] / "project.yml")
+    return parse_config_overrides(project["vars"]["gpu_overrides"].split())
+
+
+def test_gpu_run_is_the_cpu_config_with_gpu_settings(tiny_bert):
+    """The gpu workflow trains configs/all_trf.cfg with the overrides of
+    project.yml: they name settings that exist, and change nothing else."""
+    overrides = gpu_overrides()
+    assert overrides == {
+        "system.gpu_allocator": "pytorch",
+        "components.transformer.model.mixed_precision": True,
+        "components.cascade.model.mixed_precision": True,
+    }
+    path = CONFIGS[0].parent / "all_trf.cfg"
+    cpu, gpu = load_config(path), load_config(path, overrides=overrides)
+    assert cpu["components"]["transformer"]["model"]["mixed_precision"] is False
+    assert gpu.interpolate()["training"]["gpu_allocator"] == "pytorch"
+    gpu["components"]["transformer"]["model"]["name"] = str(tiny_bert)
+    nlp = load_model_from_config(gpu, auto_fill=True, validate=True)
+    assert nlp.config["components"]["cascade"]["model"]["mixed_precision"] is True
