@@ -51,6 +51,7 @@ def trained(cascade_bert, cascade_docs):
     return nlp, history
 
 
+@pytest.mark.slow
 def test_learns_tags_chunks_and_trees(trained, cascade_docs):
     nlp, history = trained
     for level in ("tag", "pos", "chunk", "dep"):
@@ -72,6 +73,7 @@ def test_predicts_well_formed_trees(trained, cascade_docs):
             assert sum(token.dep_ == "ROOT" for token in sent) == 1
 
 
+@pytest.mark.slow
 def test_round_trips_and_processes_give_identical_predictions(trained, cascade_docs, tmp_path):
     nlp, _ = trained
     texts = [doc.text for doc in cascade_docs[:8]]
@@ -104,6 +106,7 @@ def test_loads_a_pipeline_saved_before_casing_existed(trained, cascade_docs, tmp
     assert [[(t.tag_, t.head.i, t.dep_) for t in doc] for doc in loaded.pipe(texts)] == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feeding", [True, False])
 def test_trains_with_and_without_label_feeding(cascade_bert, cascade_docs, feeding):
     config = {"inputs": {"tag": [], "chunk": ["tag"], "dep": ["tag", "chunk"]}} if feeding else FLAT

@@ -199,6 +199,7 @@ def test_split_docs_keep_their_own_dropout_rate(tiny_bert, snips_docs):
     assert len({width for _, width in shapes}) > 2
 
 
+@pytest.mark.slow
 def test_a_split_pipeline_learns_and_loads_with_its_split(tiny_bert, snips_docs, tmp_path):
     nlp = make_transformer(tiny_bert, "spacy_mtl.TransformerModel.v1", split_by_length=4)
     nlp.add_pipe("slot_intent")

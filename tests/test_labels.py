@@ -126,6 +126,7 @@ def config_for(specs, bert, tmp_path):
     return load_config(tmp_path / "config.cfg")
 
 
+@pytest.mark.slow
 def test_streamed_multi_corpus_gives_components_every_label(corpora, tmp_path):
     specs, bert = corpora
     nlp = spacy.blank("en")
@@ -183,6 +184,7 @@ def test_component_outside_the_pipeline_keeps_the_examples_given(corpora, tmp_pa
         initial_labels(nlp.get_pipe("ner_re"), lambda: given, nlp)
 
 
+@pytest.mark.slow
 def test_initialized_pipeline_holds_no_copy_of_the_corpus(corpora, tmp_path):
     """The labels are read in one pass over the corpus; only they are kept, so
     training holds no second copy of the training docs beside spaCy's."""

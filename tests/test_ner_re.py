@@ -36,6 +36,7 @@ def relation_rows(doc):
     return sorted((r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in doc._.relations)
 
 
+@pytest.mark.slow
 def test_it_learns_entities_and_relations(trained):
     nlp, examples, history, _ = trained
     for head in ("ner_re:entities", "ner_re:relations"):
@@ -86,6 +87,8 @@ def test_relations_only_uses_given_entities(trained):
     nlp, examples, _, _ = trained
     pipe = nlp.get_pipe("ner_re")
     pipe.cfg["relations_only"] = True
+    pipe.cfg["threshold"] = 0.0  # every candidate pair carries every label
+    n_labels = len(pipe.relation_labels)
     try:
         for n_entities in (0, 1):
             doc = Doc(nlp.vocab, words="John Smith lives in Boston".split())
@@ -96,16 +99,20 @@ def test_relations_only_uses_given_entities(trained):
         doc = Doc(nlp.vocab, words=[t.text for t in reference])
         doc.ents = [Span(doc, e.start, e.end, e.label_) for e in reference.ents]
         doc = nlp(doc)
-        assert [(e.start, e.end) for e in doc.ents] == [(e.start, e.end) for e in reference.ents]
-        assert all(r.head.label_ in pipe.entity_labels for r in doc._.relations)
+        given = [(e.start, e.end, e.label_) for e in reference.ents]
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == given
+        assert len(doc._.relations) == len(pipe.candidate_pairs(given)) * n_labels > 0
+        assert all((r.head.start, r.head.end, r.head.label_) in given for r in doc._.relations)
         doc = Doc(nlp.vocab, words="John Smith lives in Boston".split())
         doc.ents = [Span(doc, 0, 2, "PERSON"), Span(doc, 4, 5, "GPE")]  # types the model never saw
         pairs = nlp.get_pipe("ner_re").predict([doc])[1][0][0]
         assert len(pairs) == 2
         doc = nlp(doc)
-        assert {r.head.label_ for r in doc._.relations} <= {"PERSON", "GPE"}
+        assert len(doc._.relations) == 2 * n_labels
+        assert {(r.head.label_, r.tail.label_) for r in doc._.relations} == {("PERSON", "GPE"), ("GPE", "PERSON")}
     finally:
         pipe.cfg["relations_only"] = False
+        pipe.cfg["threshold"] = 0.5
 
 
 def test_distance_limit_and_overlapping_candidates(trained):
@@ -243,6 +250,7 @@ def casing_docs(vocab):
     return docs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("casing", [False, True])
 def test_casing_tells_apart_what_an_uncased_encoder_cannot(tmp_path_factory, casing):
     docs = casing_docs(spacy.blank("en").vocab)

@@ -1,6 +1,7 @@
 """What production needs: a wheel that installs and loads, deterministic
 training, and no network access at load or run time."""
 import configparser
+import json
 import socket
 import subprocess
 import sys
@@ -24,9 +25,11 @@ def saved_pipeline(tiny_bert, snips_docs, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_spacy_package_wheel_installs_and_loads(saved_pipeline, tmp_path):
-    """`spacy package` -> wheel requiring spacy-mtl -> installed into a fresh
-    folder -> spacy.load("<package name>") in a new process."""
+    """`spacy package` -> wheel requiring spacy-mtl -> installed with spacy-mtl
+    into a fresh virtual environment -> spacy.load("<package name>") with that
+    environment's Python gives the predictions of the saved pipeline."""
     packages = tmp_path / "packages"
     packages.mkdir()
     subprocess.run(
@@ -39,16 +42,27 @@ def test_spacy_package_wheel_installs_and_loads(saved_pipeline, tmp_path):
         metadata = next(name for name in archive.namelist() if name.endswith("METADATA"))
         requirements = [line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist")]
     assert any("spacy-mtl" in line for line in requirements), requirements
-    target = tmp_path / "site"
-    # --no-deps: the dependencies (spacy-mtl itself among them) are this environment's.
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    # The environment sees this one's site-packages for spaCy, PyTorch and the
+    # rest (no download), but spacy-mtl and the pipeline are installed into it.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    repository = Path(__file__).parents[1]
+    pip = [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet"]
+    subprocess.run(pip + [str(repository), str(wheel)], check=True, capture_output=True)
+    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+    assert "spacy-mtl" not in check.stdout and "mtl-tiny" not in check.stdout, check.stdout
     script = (
-        "import spacy; nlp = spacy.load('en_mtl_tiny'); doc = nlp('play some jazz music');"
-        "print(max(doc.cats, key=doc.cats.get), len(doc.spans['slots']) >= 0)"
+        "import json, spacy, spacy_mtl; nlp = spacy.load('en_mtl_tiny'); doc = nlp('play some jazz music');"
+        "print(json.dumps([spacy_mtl.__file__, doc.cats, [(s.start, s.end, s.label_) for s in doc.spans['slots']]]))"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(target), "PATH": ""})
+    result = subprocess.run([python, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("True")
+    module_file, cats, slots = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(module_file).is_relative_to(venv)
+    expected = spacy.load(saved_pipeline)("play some jazz music")
+    assert cats == pytest.approx(expected.cats, abs=1e-5)
+    assert slots == [[s.start, s.end, s.label_] for s in expected.spans["slots"]]
 
 
 def trained_weights(tiny_bert, docs) -> bytes:

@@ -9,6 +9,8 @@ from pipelines import TRF_MODEL, examples_for, train
 from spacy_mtl.convert import read_spert
 from spacy_mtl.ml.trees import find_cycle
 
+pytestmark = pytest.mark.slow  # trains a pipeline of all three components
+
 LONG_DOC_TOKENS = 10_000
 CASES = {
     "empty": "",
@@ -45,6 +47,21 @@ def outputs(all_in_one):
     return dict(zip(CASES, all_in_one.pipe(texts, batch_size=4)))
 
 
+@pytest.fixture(scope="module")
+def every_pair_outputs(all_in_one):
+    """Each case's doc with a relation threshold of 0: every candidate pair of
+    entities carries every relation label, so the checks on relations always
+    have some to check. The long document is left out: its pairs at threshold
+    0 would be millions."""
+    cases = {name: text for name, text in CASES.items() if name != "long_document"}
+    ner_re = all_in_one.get_pipe("ner_re")
+    ner_re.cfg["threshold"] = 0.0
+    try:
+        return dict(zip(cases, all_in_one.pipe(cases.values(), batch_size=4)))
+    finally:
+        ner_re.cfg["threshold"] = 0.5
+
+
 def test_long_document_is_that_long(outputs):
     assert len(outputs["long_document"]) > LONG_DOC_TOKENS
 
@@ -59,13 +76,21 @@ def test_slot_intent(outputs, case):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_ner_re(outputs, case):
-    doc = outputs[case]
+def test_ner_re(all_in_one, outputs, every_pair_outputs, case):
+    doc = every_pair_outputs.get(case, outputs[case])
     entities = {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+    if case in every_pair_outputs:
+        ner_re = all_in_one.get_pipe("ner_re")
+        n_pairs = len(ner_re.candidate_pairs(sorted(entities)))
+        assert len(doc._.relations) == n_pairs * len(ner_re.relation_labels)
     for relation in doc._.relations:
         assert (relation.head.start, relation.head.end, relation.head.label_) in entities
         assert (relation.tail.start, relation.tail.end, relation.tail.label_) in entities
         assert 0.0 <= relation.score <= 1.0
+
+
+def test_relations_are_checked_somewhere(every_pair_outputs):
+    assert sum(len(doc._.relations) for doc in every_pair_outputs.values()) > 0
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -32,6 +32,7 @@ def assert_same_predictions(a, b):
         numpy.testing.assert_allclose(list(cats_a.values()), list(cats_b.values()), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_it_learns(trained):
     nlp, examples, history = trained
     for head in ("slot_intent:slots", "slot_intent:intent"):
@@ -72,6 +73,7 @@ def test_to_disk_round_trip(trained, tmp_path):
     assert_same_predictions(predictions(nlp, texts), predictions(reloaded, texts))
 
 
+@pytest.mark.slow
 def test_loads_in_a_process_that_never_imports_spacy_mtl(trained, tmp_path):
     nlp, examples, _ = trained
     nlp.to_disk(tmp_path / "pipeline")
@@ -97,6 +99,7 @@ def test_multiprocess_pipe_matches_single_process(trained):
     ])
 
 
+@pytest.mark.slow
 def test_without_intent_feeding_and_multi_label(tiny_bert, snips_docs):
     docs = [doc.copy() for doc in snips_docs[:30]]
     for doc in docs[:10]:  # multi-intent utterances, as in ATIS

@@ -506,6 +506,7 @@ learn_rate = 0.1
 """
 
 
+@pytest.mark.slow
 def test_spacy_train_with_uncertainty_weighting_logs_heads(tiny_bert, snips_docs, tmp_path, capsys):
     from spacy.cli.init_config import fill_config
     from spacy.cli.train import train
