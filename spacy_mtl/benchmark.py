@@ -8,19 +8,19 @@ from typing import Dict, List, Optional, Sequence
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from thinc.api import CupyOps, get_current_ops
+
+from .inputs import load_pipeline, read_docbin, read_text_lines
 
 
 def load_texts(path: Path, n_words: int) -> List[str]:
     """Texts with about n_words words in all: the docs of a .spacy file, or
     the lines of a text file, cycled if the file is shorter."""
     if path.suffix == ".spacy":
-        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
+        texts = [doc.text for doc in read_docbin(path, spacy.blank("xx").vocab)]
     else:
-        texts = [line for line in path.read_text(encoding="utf8").split("\n") if line.strip()]
-    if not texts:
-        raise ValueError(f"No text in {path}")
+        texts = read_text_lines(path)
     chosen, count = [], 0
     while count < n_words:
         for text in texts:
@@ -92,7 +92,7 @@ def benchmark(
     them on a GPU, where each batch shape met for the first time costs the
     choice of its kernels (with 64 texts, the first timed run was up to four
     times slower than the others)."""
-    pipelines = [spacy.load(model) for model in models]
+    pipelines = [load_pipeline(model) for model in models]
     if transformer_only:
         for nlp in pipelines:
             nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "transformer"])

@@ -1,24 +1,37 @@
 """The `spacy-mtl` command line (also `python -m spacy_mtl`)."""
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Iterator, List
 
 import typer
 from wasabi import msg
 
 from .convert import ConversionError, convert_chunks, convert_conllu, convert_relations, convert_slu
+from .inputs import InputError, load_pipeline, read_docbin
 
 app = typer.Typer(name="spacy-mtl", help="Multi-task learning for spaCy pipelines.", no_args_is_help=True)
 convert_app = typer.Typer(help="Convert standard formats to .spacy (DocBin) files.", no_args_is_help=True)
 app.add_typer(convert_app, name="convert")
 
 
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user's mistake (bad input, a missing or damaged path, a file that
+    cannot be written) ends the command with one line and exit code 1."""
+    try:
+        yield
+    except (InputError, ConversionError) as err:
+        msg.fail(str(err), exits=1)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        msg.fail(f"{where}{err.strerror or err}", exits=1)
+
+
 def _convert(converter: Callable[[Path, Path], int], source: Path, out_path: Path) -> None:
     """Run a converter; a malformed input is reported, not raised."""
-    try:
+    with user_errors():
         n_docs = converter(source, out_path)
-    except ConversionError as err:
-        msg.fail("Conversion failed", str(err), exits=1)
     msg.good(f"Wrote {n_docs} docs to {out_path}")
 
 
@@ -77,16 +90,14 @@ def evaluate_command(
     import json
 
     import spacy
-    from spacy.tokens import DocBin
 
     from .evaluate import describe_unknown_labels, score_pipeline, unknown_gold_labels
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    if not data.is_file():
-        msg.fail(f"File not found: {data}", exits=1)
-    nlp = spacy.load(model)
-    references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    with user_errors():
+        nlp = load_pipeline(model)
+        references = read_docbin(data, nlp.vocab)
     scores = score_pipeline(nlp, references, batch_size=batch_size, progress=True)
     rows = [(key, value) for key, value in scores.items() if not isinstance(value, dict)]
     msg.table([(key, f"{100 * value:.2f}" if key != "speed" else f"{value:.0f}") for key, value in rows], header=("metric", "score"))
@@ -98,12 +109,12 @@ def evaluate_command(
     for line in describe_unknown_labels(unknown):
         msg.warn(line)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "model": str(model), "data": str(data), "n_docs": len(references), "scores": scores,
             "unknown_gold_labels": unknown,
         }
-        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        with user_errors():
+            write_text(output, json.dumps(result, indent=2) + "\n")
         msg.good(f"Wrote {output}")
 
 
@@ -132,9 +143,10 @@ def benchmark_command(
         spacy.require_gpu(gpu_id)
         # CuPy's arrays then come from PyTorch's pool: one peak covers both.
         set_gpu_allocator("pytorch")
-    texts = load_texts(data, n_words)
-    msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs")
-    result = benchmark(models, texts, batch_size=batch_size, n_runs=runs, transformer_only=transformer_only)
+    with user_errors():
+        texts = load_texts(data, n_words)
+        msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs")
+        result = benchmark(models, texts, batch_size=batch_size, n_runs=runs, transformer_only=transformer_only)
     msg.table(
         [("words", result["words"]), ("words/s (median)", result["median_words_per_second"]),
          ("words/s (runs)", ", ".join(map(str, result["words_per_second"]))), ("peak RSS (MB)", result["peak_rss_mb"]),
@@ -142,8 +154,8 @@ def benchmark_command(
         + ([("peak GPU memory (MB)", result["peak_gpu_memory_mb"])] if "peak_gpu_memory_mb" in result else []),
     )
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+        with user_errors():
+            write_text(output, json.dumps(result, indent=2) + "\n")
         msg.good(f"Wrote {output}")
 
 
@@ -160,6 +172,8 @@ def validate_command(
 
     if data_format is not None and data_format not in FORMATS:
         msg.fail(f"Unknown format '{data_format}'", f"Known: {', '.join(FORMATS)}", exits=1)
+    if not path.exists():
+        msg.fail(f"{path}: no such file or folder", exits=1)
     n_docs, errors = validate(path, data_format, max_errors)
     for error in errors:
         msg.fail(str(error))
@@ -182,23 +196,19 @@ def render_command(
     """Render predictions as HTML: entities and relations (labelled arcs
     between entity boxes), slots or chunks (labelled spans), or dependency
     trees."""
-    import spacy
-    from spacy.tokens import DocBin
-
     from .evaluate import gold_token_inputs
     from .render import render_dependencies, render_relations, render_spans
 
     if style not in RENDER_STYLES:
         msg.fail(f"Unknown style '{style}'", f"Known: {', '.join(RENDER_STYLES)}", exits=1)
-    nlp = spacy.load(model)
-    if source.endswith(".spacy"):
-        if not Path(source).is_file():
-            msg.fail(f"File not found: {source}", exits=1)
-        references = islice(DocBin().from_disk(source).get_docs(nlp.vocab), limit)
-        # Keep the file's tokenization, as evaluation does.
-        inputs = list(gold_token_inputs(nlp, references))
-    else:
-        inputs = [source]
+    with user_errors():
+        nlp = load_pipeline(model)
+        if source.endswith(".spacy"):
+            references = islice(read_docbin(Path(source), nlp.vocab), limit)
+            # Keep the file's tokenization, as evaluation does.
+            inputs = list(gold_token_inputs(nlp, references))
+        else:
+            inputs = [source]
     docs = list(nlp.pipe(inputs))
     if style == "relations":
         page = render_relations(docs)
@@ -206,5 +216,12 @@ def render_command(
         page = render_dependencies(docs)
     else:
         page = render_spans(docs, style)
-    output.write_text(page, encoding="utf8")
+    with user_errors():
+        write_text(output, page)
     msg.good(f"Rendered {len(inputs)} docs to {output}")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a result file, making its folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf8")

@@ -19,8 +19,8 @@ def main(
     docs = list(DocBin().from_disk(source).get_docs(Vocab()))
     if not 0 < n_heldout < len(docs):
         raise typer.BadParameter(f"{source} has {len(docs)} docs; cannot hold out {n_heldout}")
-    write_docbin(docs[:-n_heldout], train_out)
-    write_docbin(docs[-n_heldout:], heldout_out)
+    write_docbin(docs[:-n_heldout], train_out, source)
+    write_docbin(docs[-n_heldout:], heldout_out, source)
     print(f"{len(docs) - n_heldout} docs -> {train_out}, {n_heldout} docs -> {heldout_out}")
 
 

@@ -39,4 +39,4 @@ def _chunk_doc(vocab: Vocab, path: Path, block: List[Tuple[int, str]]) -> Doc:
 def convert_chunks(in_path: Union[str, Path], out_path: Union[str, Path]) -> int:
     """Convert a CoNLL-2000 file to a .spacy file; returns the number of docs.
     Everything is checked before anything is written."""
-    return write_docbin(list(read_chunks(in_path)), out_path)
+    return write_docbin(list(read_chunks(in_path)), out_path, in_path)

@@ -145,4 +145,4 @@ def find_cycle(heads: List[int]) -> Optional[int]:
 def convert_conllu(in_path: Union[str, Path], out_path: Union[str, Path]) -> int:
     """Convert a CoNLL-U file to a .spacy file; returns the number of docs.
     Everything is checked before anything is written."""
-    return write_docbin(list(read_conllu(in_path)), out_path)
+    return write_docbin(list(read_conllu(in_path)), out_path, in_path)

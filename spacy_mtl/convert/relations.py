@@ -75,4 +75,4 @@ def _make_doc(vocab: Vocab, path: Path, index: int, sentence: dict) -> Doc:
 def convert_relations(in_path: Union[str, Path], out_path: Union[str, Path]) -> int:
     """Convert a SpERT JSON file to a .spacy file; returns the number of docs.
     Everything is checked before anything is written."""
-    return write_docbin(list(read_spert(in_path)), out_path)
+    return write_docbin(list(read_spert(in_path)), out_path, in_path)

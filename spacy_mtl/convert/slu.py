@@ -72,4 +72,4 @@ def convert_slu(in_dir: Union[str, Path], out_path: Union[str, Path]) -> int:
     """Convert a seq.in/seq.out/label folder to a .spacy file; returns the
     number of docs. Everything is checked before anything is written."""
     docs = list(read_slu(in_dir))
-    return write_docbin(docs, out_path)
+    return write_docbin(docs, out_path, Path(in_dir) / "seq.in")

@@ -5,11 +5,18 @@ from typing import Iterable, Union
 
 from spacy.tokens import Doc, DocBin
 
+from .errors import ConversionError
 
-def write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> int:
+
+def write_docbin(docs: Iterable[Doc], path: Union[str, Path], source: Union[str, Path]) -> int:
     """Write docs to a .spacy file through a temporary file and a rename, so
-    a failure part-way leaves no half-written output. Returns the doc count."""
+    a failure part-way leaves no half-written output. Returns the doc count.
+    No docs at all is an error: `source`, the input they came from, holds no
+    sentence."""
     path = Path(path)
+    docs = list(docs)
+    if not docs:
+        raise ConversionError(source, "no sentences found; nothing written")
     path.parent.mkdir(parents=True, exist_ok=True)
     doc_bin = DocBin(attrs=["ORTH", "TAG", "POS", "LEMMA", "MORPH", "HEAD", "DEP", "ENT_IOB", "ENT_TYPE", "SENT_START"], store_user_data=True)
     for doc in docs:
