@@ -421,3 +421,24 @@ def test_pair_scorer_on_a_gpu_matches_the_cpu(max_pool):
             results.append([ops.to_numpy(a) for a in [logits, *d_tokvecs, model.get_grad("type_embedding")]])
     for cpu, gpu in zip(*results):
         numpy.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_relations_only_trains_relations_on_gold_entities(conll04_sample, tmp_path):
+    """With relations_only the entities are input: the entity head gets no
+    loss, and the relation head learns from pairs of gold entities."""
+    path, sentences = conll04_sample
+    bert = build_tiny_bert(tmp_path / "bert", [" ".join(s["tokens"]) for s in sentences])
+    nlp = make_nlp(bert, relations_only=True)
+    references = list(read_spert(path))
+    history = train(nlp, examples_for(nlp, references), n_epochs=30)
+    assert all(losses["ner_re:entities"] == 0.0 for losses in history)
+    assert history[-1]["ner_re:relations"] < 0.3 * history[0]["ner_re:relations"]
+    inputs = []
+    for reference in references:
+        doc = Doc(nlp.vocab, words=[t.text for t in reference])
+        doc.ents = [Span(doc, e.start, e.end, e.label_) for e in reference.ents]
+        inputs.append(doc)
+    gold = {(i, *row) for i, doc in enumerate(references) for row in relation_rows(doc)}
+    found = {(i, *row) for i, doc in enumerate(nlp.pipe(inputs)) for row in relation_rows(doc)}
+    assert len(gold & found) > 0.8 * len(gold) and len(found - gold) < 0.2 * len(found)

@@ -503,6 +503,7 @@ learn_rate = 0.1
 
 [training.logger]
 @loggers = "spacy_mtl.ConsoleLogger.v1"
+progress_every = 2
 """
 
 
@@ -531,6 +532,61 @@ def test_spacy_train_with_uncertainty_weighting_logs_heads(tiny_bert, snips_docs
     assert len(encoder_lines) == 3
     assert float(encoder_lines[-1].split("grad norm ")[1].split()[0]) > 0
     assert encoder_lines[-1].endswith("scale 1.000")  # one component: nothing to balance
+    # Between evaluations (steps 0, 3, 6), a progress line every 2 steps.
+    progress = [line.split(":")[0].strip() + line.split(";")[1] for line in output if line.strip().startswith("step ")]
+    assert progress == ["step 2 next evaluation at step 3", "step 4 next evaluation at step 6"]
+
+
+SCHEDULE = """
+[training.before_update]
+@callbacks = "spacy_mtl.loss_weighting.v1"
+strategy = "static"
+
+[training.before_update.schedules]
+
+[training.before_update.schedules.slot_intent:intent]
+@schedules = "warmup_linear.v1"
+initial_rate = 1.0
+warmup_steps = 4
+total_steps = 8
+"""
+
+
+@pytest.mark.slow
+def test_spacy_train_follows_a_loss_weight_schedule_by_step(tiny_bert, snips_docs, tmp_path, capsys):
+    """A schedule is read at the training step, not once per call: the
+    intent weight logged at evaluations after steps 0, 3 and 6 is the
+    schedule's value at those steps."""
+    from spacy.cli.init_config import fill_config
+    from spacy.cli.train import train
+
+    train_path, dev_path = tmp_path / "train.spacy", tmp_path / "dev.spacy"
+    DocBin(docs=snips_docs[:24], store_user_data=True).to_disk(train_path)
+    DocBin(docs=snips_docs[24:32], store_user_data=True).to_disk(dev_path)
+    base_path, config_path = tmp_path / "base.cfg", tmp_path / "config.cfg"
+    text = TRAIN_CONFIG.replace("TINY_BERT", str(tiny_bert))
+    text = text[: text.index("[training.before_update]")] + SCHEDULE + text[text.index("[training.logger]"):]
+    base_path.write_text(text)
+    fill_config(config_path, base_path, silent=True)
+    overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
+    train(config_path, tmp_path / "out", overrides=overrides)
+    output = capsys.readouterr().out.splitlines()
+    heads_lines = [line for line in output if line.strip().startswith("heads:")]
+    intent_weights = [float(line.split("slot_intent:intent loss")[1].split("weight ")[1].split(";")[0]) for line in heads_lines]
+    # warmup_linear: step / 4 up to step 4, then (8 - step) / 4.
+    assert intent_weights == pytest.approx([0.0, 0.75, 0.5])
+    slots_weights = [float(line.split("slot_intent:slots loss")[1].split("weight ")[1].split(";")[0]) for line in heads_lines]
+    assert slots_weights == pytest.approx([2.0, 2.0, 2.0])  # no schedule: as configured
+
+
+def test_a_generator_schedule_follows_the_step_however_often_it_is_read():
+    from thinc.api import registry as thinc_registry
+
+    schedule = thinc_registry.schedules.get("warmup_linear.v1")(initial_rate=1.0, warmup_steps=4, total_steps=8)
+    weighting = LossWeighting("static", schedules={"c:h": schedule})
+    assert [weighting._scheduled("c:h", step) for step in (0, 0, 0, 2, 2, 6)] == pytest.approx([0, 0, 0, 0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="'c:h'.*step 6.*step 5"):
+        weighting._scheduled("c:h", 5)
 
 
 def test_gradnorm_scales_encoder_gradients_to_their_geometric_mean():

@@ -1,9 +1,10 @@
 """Training machinery: readers that mix corpora, batching, task loss weighting,
-freezing encoder parameters."""
+freezing encoder parameters, the console logger."""
 from .batchers import batch_by_padded, configure_batch_by_padded, create_wordpiece_length
 from .corpus import MultiCorpus, create_multi_corpus
 from .freezing import create_freeze_parameters
-from .weighting import LossWeighting, create_console_logger, create_loss_weighting
+from .logger import create_console_logger
+from .weighting import LossWeighting, create_loss_weighting
 
 __all__ = [
     "LossWeighting", "MultiCorpus", "batch_by_padded", "configure_batch_by_padded",

@@ -22,7 +22,7 @@ factor from a strategy:
   through one gradient. The head weights stay as configured.
 """
 import math
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.util import registry
@@ -99,6 +99,8 @@ class LossWeighting:
         self._adam: Dict[HeadKey, Tuple[float, float, int]] = {}
         self.epoch_losses: Dict[int, Dict[HeadKey, List[float]]] = {}
         self.factors: Dict[HeadKey, float] = {}
+        # A generator schedule's latest value and the step it belongs to.
+        self._schedule_positions: Dict[HeadKey, Tuple[float, int]] = {}
 
     def __call__(self, nlp: Language, args: Dict[str, Any]) -> None:
         heads = multitask_heads(nlp)
@@ -172,49 +174,17 @@ class LossWeighting:
             return 1.0
         if callable(schedule):  # thinc Schedule objects
             return float(schedule(step=step))
-        return float(next(schedule))  # generator schedules advance one step a call
+        # thinc 8's schedules are generators of one value a step: advance this
+        # one to the training step, however often the callback is called.
+        value, at = self._schedule_positions.get(key, (1.0, -1))
+        if step < at:
+            raise ValueError(f"The loss weight schedule of '{key}' was at step {at}, and was asked for step {step}")
+        while at < step:
+            value, at = float(next(schedule)), at + 1
+        self._schedule_positions[key] = (value, at)
+        return value
 
 
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
     return sum(values) / len(values) if values else 0.0
-
-
-@registry.loggers("spacy_mtl.ConsoleLogger.v1")
-def create_console_logger(progress_bar: bool = False, console_output: bool = True, output_file: Optional[str] = None) -> Callable:
-    """spaCy's console logger, plus lines per evaluation with every head's
-    loss since the previous one and its current weight, and the norm of the
-    gradient each component sent to the encoder in the latest step (before
-    its gradnorm scale)."""
-    from spacy.training.loggers import console_logger
-
-    spacy_logger = console_logger(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
-
-    def setup_printer(nlp: Language, stdout=None, stderr=None):
-        import sys
-
-        stdout = stdout or sys.stdout
-        log_step, finalize = spacy_logger(nlp, stdout, stderr)
-
-        def log_step_with_heads(info: Optional[Dict[str, Any]]) -> None:
-            log_step(info)
-            if info is None or not console_output:
-                return
-            parts = []
-            for key, pipe, head in multitask_heads(nlp):
-                loss = info.get("losses", {}).get(key)
-                loss_text = "-" if loss is None else f"{loss:.2f}"
-                parts.append(f"{key} loss {loss_text} weight {pipe.cfg[f'{head}_weight']:.3f}")
-            if parts:
-                stdout.write("    heads: " + "; ".join(parts) + "\n")
-            encoder_parts = []
-            for name, pipe in multitask_pipes(nlp):
-                norm = pipe.last_encoder_gradient_norm
-                norm_text = "-" if norm is None else f"{norm:.3f}"
-                encoder_parts.append(f"{name} grad norm {norm_text} scale {pipe.encoder_gradient_scale:.3f}")
-            if encoder_parts:
-                stdout.write("    encoder: " + "; ".join(encoder_parts) + "\n")
-
-        return log_step_with_heads, finalize
-
-    return setup_printer
