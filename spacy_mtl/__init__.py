@@ -1,7 +1,7 @@
 """spacy-mtl: multi-task learning for spaCy pipelines."""
 import os
 
-from . import ml, pipeline, relations, scoring, training  # noqa: F401  (registers factories, architectures, readers, doc._.relations)
+from . import compat, ml, pipeline, relations, scoring, training  # noqa: F401  (registers factories, architectures, readers, doc._.relations; compat's patch)
 
 __version__ = "0.1.0"
 

@@ -13,9 +13,9 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
-from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.types import Floats2d
 
+from ..compat import pytorch_wrapper_forward
 from .casing import N_CASING_CLASSES, SENTENCE_START, casing_class
 from .optimizers import ScaledOptimizer
 from .trees import decode_tree
@@ -142,7 +142,7 @@ def build_heads_layer(model: Model, input_width: int) -> None:
     shim = ScaledLearnRateShim(module, model.attrs["heads_learn_rate_scale"], mixed_precision=model.attrs["mixed_precision"])
     heads = Model(
         "pytorch",
-        pytorch_forward,
+        pytorch_wrapper_forward,
         attrs={"convert_inputs": _convert_inputs, "convert_outputs": _convert_outputs},
         shims=[shim],
         dims={"nI": None, "nO": None},

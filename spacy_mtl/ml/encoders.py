@@ -13,10 +13,12 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import WordpieceBatch
-from spacy_transformers.layers.transformer_model import TransformerModel, set_pytorch_transformer
+from spacy_transformers.layers import TransformerModel
 from thinc.api import Model, to_numpy
 from thinc.types import ArgsKwargs
 from transformers.file_utils import ModelOutput
+
+from ..compat import layer_forward, set_layer_forward, set_pytorch_transformer, torch_module
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +170,7 @@ def _spans_recording_rates(get_spans: Callable, rows: _RowRates) -> Callable:
 def _inputs_with_doc_dropout(convert_inputs: Callable, rows: _RowRates) -> Callable:
     def convert_inputs_with_doc_dropout(model: Model, wordpieces, is_train: bool):
         if is_train:
-            _use_doc_dropout(model.shims[0]._model, rows)
+            _use_doc_dropout(torch_module(model.shims[0]), rows)
         return convert_inputs(model, wordpieces, is_train)
 
     return convert_inputs_with_doc_dropout
@@ -267,7 +269,7 @@ def run_in_length_groups(
     wrapper = model.layers[0]
     # Read at each call: None there runs one padded batch again.
     wrapper.attrs["split_by_length"] = min_saving
-    run_one_batch = wrapper._func
+    run_one_batch = layer_forward(wrapper)
 
     def run_in_groups(wrapper: Model, wordpieces: WordpieceBatch, is_train: bool):
         if wrapper.attrs["split_by_length"] is None or len(wordpieces) < 2:
@@ -292,7 +294,7 @@ def run_in_length_groups(
 
         return merged, backprop_groups
 
-    wrapper._func = run_in_groups
+    set_layer_forward(wrapper, run_in_groups)
 
 
 def length_groups(lengths: numpy.ndarray, min_saving: int) -> List[numpy.ndarray]:

@@ -13,6 +13,7 @@ from spacy_transformers.layers import TransformerListener
 from thinc.api import Optimizer, set_dropout_rate
 from transformers.file_utils import ModelOutput
 
+from ..compat import listener_batch, set_listener_backprop
 from ..ml.optimizers import ScaledOptimizer
 
 # A doc's user_data key for the names of the components whose gold its
@@ -191,7 +192,7 @@ class MultiTaskPipe(TrainablePipe):
         """The model's listeners that hold an upstream batch and its backprop."""
         return [
             node for node in self.model.walk()
-            if isinstance(node, (TransformerListener, Tok2VecListener)) and node._backprop is not None
+            if isinstance(node, (TransformerListener, Tok2VecListener)) and listener_batch(node)[1] is not None
         ]
 
     def _narrow_listeners(self, examples: List[Example], kept: List[int]) -> None:
@@ -200,16 +201,18 @@ class MultiTaskPipe(TrainablePipe):
         the upstream component still gets one gradient per doc of its batch."""
         docs = [examples[i].predicted for i in kept]
         for node in self._waiting_listeners():
-            outputs = node._outputs
-            scatter = partial(_scatter_gradients, node._backprop, outputs, set(kept), self.model.ops)
+            outputs, backprop = listener_batch(node)
+            scatter = partial(_scatter_gradients, backprop, outputs, set(kept), self.model.ops)
             node.receive(node.get_batch_id(docs), [outputs[i] for i in kept], scatter)
 
     def _send_zero_gradients(self) -> None:
         for node in self._waiting_listeners():
+            outputs, backprop = listener_batch(node)
             # spaCy's tok2vec listener has no backprop_and_clear: it keeps its
             # batch until the next one arrives.
-            backprop = node.backprop_and_clear if isinstance(node, TransformerListener) else node._backprop
-            backprop(_zero_gradients(self.model.ops, node._outputs))
+            if isinstance(node, TransformerListener):
+                backprop = node.backprop_and_clear
+            backprop(_zero_gradients(self.model.ops, outputs))
 
     def _intercept_encoder_gradient(self) -> None:
         """Route the gradient that the model's listeners pass upstream through
@@ -218,7 +221,7 @@ class MultiTaskPipe(TrainablePipe):
         a tok2vec listener's forward pass returns that callback itself."""
         self.last_encoder_gradient_norm = None
         for node in self._waiting_listeners():
-            node._backprop = partial(self._encoder_gradient, node._backprop)
+            set_listener_backprop(node, partial(self._encoder_gradient, listener_batch(node)[1]))
 
     def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
         arrays = [_encoder_gradient_array(d) for d in d_outputs]

@@ -2,14 +2,12 @@
 tasks, mixed into one training stream."""
 import logging
 import random
-from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set
 from weakref import WeakKeyDictionary
 
 import numpy
-import srsly
 from spacy.attrs import DEP, HEAD, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -18,6 +16,7 @@ from spacy.util import minibatch, registry, resolve_dot_names
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..compat import msgpack_decoders_looked_up_once
 from ..ml.encoders import ENCODER_DROPOUT_KEY
 from ..pipeline.base import SCORED_BY_KEY
 from ..relations import RELATIONS_KEY
@@ -256,24 +255,6 @@ def _resolve_streamed_train_corpus(config) -> Optional[Callable]:
         return None  # a custom reader may never end
     logger.info("Labels from every doc of '%s', not only its first 100", training["train_corpus"])
     return corpus
-
-
-@contextmanager
-def msgpack_decoders_looked_up_once():
-    """A DocBin decodes two msgpack blobs per doc, and for each srsly looks up
-    its decoders: a scan of every installed distribution's entry points and
-    of every function registered with catalogue, most of the time of reading
-    a corpus. Within this block they are looked up once, up front."""
-    decoders = srsly.msgpack_decoders
-    if "get_all" in vars(decoders):
-        yield
-        return
-    found = decoders.get_all()
-    decoders.get_all = lambda: found
-    try:
-        yield
-    finally:
-        del decoders.get_all
 
 
 def gold_tokenized(reference: Doc, vocab: Optional[Vocab] = None) -> Doc:

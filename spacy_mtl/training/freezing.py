@@ -13,6 +13,8 @@ from spacy.language import Language
 from spacy.util import registry
 from thinc.shims import PyTorchShim
 
+from ..compat import torch_module
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,7 +37,7 @@ def create_freeze_parameters(
             for node in nlp.get_pipe(component).model.walk()
             for shim in node.shims
             if isinstance(shim, PyTorchShim)
-            for name, param in shim._model.named_parameters()
+            for name, param in torch_module(shim).named_parameters()
         ]
         if not named:
             raise ValueError(f"freeze_parameters: component '{component}' has no PyTorch parameters")
