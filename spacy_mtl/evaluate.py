@@ -1,5 +1,5 @@
-"""Scoring a pipeline on gold docs, on the gold tokenization (DESIGN.md:
-UAS/LAS and every other metric compare against the reference tokens)."""
+"""Scoring a pipeline on gold docs, on the gold tokenization: UAS/LAS and
+every other metric compare against the reference tokens (docs/metrics.md)."""
 from typing import Any, Dict, Iterable, List
 
 from spacy.language import Language

@@ -5,7 +5,8 @@ from typing import Iterable, List, Tuple
 
 from spacy.tokens import Doc, Span
 
-RELATIONS_KEY = "spacy_mtl.relations"
+from .names import RELATIONS_KEY
+
 # (head start, head end, head label, tail start, tail end, tail label, label, score)
 RelationRow = Tuple[int, int, str, int, int, str, str, float]
 

@@ -11,8 +11,7 @@ from spacy.training import Example
 from .relations import get_relation_rows, has_relations_annotation
 
 INTENT_SEPARATOR = "#"
-SLOTS_KEY = "slots"
-CHUNKS_KEY = "chunks"
+from .names import CHUNKS_KEY, SLOTS_KEY  # noqa: F401  (re-exported)
 
 CharSpan = Tuple[int, int, str]
 

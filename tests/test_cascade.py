@@ -8,7 +8,7 @@ from thinc.api import Adam
 
 from pipelines import TRF_MODEL, examples_for, train, update
 from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, casing_class
-from spacy_mtl.ml.trees import find_cycle
+from spacy_mtl.trees import find_cycle
 from spacy_mtl.training.corpus import remove_annotation
 
 FLAT = {"inputs": {"tag": [], "chunk": [], "dep": []}, "layers": {"tag": -1, "chunk": -1, "dep": -1}}

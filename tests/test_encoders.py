@@ -8,7 +8,8 @@ import torch
 from spacy.tokens import Doc, DocBin
 
 from pipelines import TRF_MODEL, examples_for, train
-from spacy_mtl.ml.encoders import ENCODER_DROPOUT_KEY, DocDropout, length_groups, run_in_length_groups
+from spacy_mtl.names import ENCODER_DROPOUT_KEY
+from spacy_mtl.ml.encoders import DocDropout, length_groups, run_in_length_groups
 from spacy_mtl.training import MultiCorpus
 
 DOC_DROPOUT_MODEL = {

@@ -14,7 +14,7 @@ from spacy.util import load_config
 from spacy_mtl.convert import read_spert
 from spacy_mtl.scoring import CHUNKS_KEY, SLOTS_KEY
 from spacy_mtl.training import MultiCorpus
-from spacy_mtl.training.corpus import initial_labels
+from spacy_mtl.pipeline.labels import initial_labels
 
 from conftest import build_tiny_bert
 
@@ -178,7 +178,7 @@ def test_component_outside_the_pipeline_keeps_the_examples_given(corpora, tmp_pa
     def read_corpus(nlp):
         raise AssertionError("the corpus was read")
 
-    monkeypatch.setattr("spacy_mtl.training.corpus._streamed_gold_labels", read_corpus)
+    monkeypatch.setattr("spacy_mtl.pipeline.labels._streamed_gold_labels", read_corpus)
     assert initial_labels(loose, lambda: given, nlp) == loose.gold_labels(eg.reference for eg in given)
     with pytest.raises(AssertionError, match="the corpus was read"):
         initial_labels(nlp.get_pipe("ner_re"), lambda: given, nlp)

@@ -1,5 +1,6 @@
 """Docs that annotate only some tasks: missing labels carry no gradient, and
-the encoder still receives every gradient that is there (DESIGN.md rules 1-3)."""
+the encoder still receives every gradient that is there (docs/architecture.md,
+"Partial annotation" and "The last listener")."""
 import numpy
 import pytest
 import spacy
@@ -234,7 +235,7 @@ def gradients_of(nlp, pipe, examples):
 @pytest.mark.parametrize("name", ["slot_intent", "ner_re", "cascade"])
 def test_encoder_gradient_scale_reaches_the_encoder_only(tiny_bert, last_listener_cases, name):
     """gradnorm's scale multiplies what a component sends to the encoder
-    (DESIGN.md rule 4), not its heads' gradients; the recorded norm is the
+    (docs/architecture.md, "Loss weights"), not its heads' gradients; the recorded norm is the
     one before scaling."""
     nlp, pipe, examples = updated_once(tiny_bert, last_listener_cases, name)
     results = {}

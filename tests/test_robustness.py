@@ -7,7 +7,7 @@ import spacy
 from conftest import build_tiny_bert
 from pipelines import TRF_MODEL, examples_for, train
 from spacy_mtl.convert import read_spert
-from spacy_mtl.ml.trees import find_cycle
+from spacy_mtl.trees import find_cycle
 
 pytestmark = pytest.mark.slow  # trains a pipeline of all three components
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_mtl.ml.trees import chu_liu_edmonds, decode_tree, find_cycle, tree_score
+from spacy_mtl.trees import chu_liu_edmonds, decode_tree, find_cycle, tree_score
 
 
 def score_matrices(max_words: int):

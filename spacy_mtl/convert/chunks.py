@@ -7,7 +7,7 @@ from typing import Callable, Iterator, List, Optional, Tuple, Union
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from ..scoring import CHUNKS_KEY
+from ..names import CHUNKS_KEY
 from .common import bio_spans, sentence_blocks
 from .errors import ConversionError
 from .write import write_docbin

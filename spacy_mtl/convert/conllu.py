@@ -15,14 +15,14 @@ import numpy
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from ..ml.trees import find_cycle as find_tree_cycle
+from ..names import ROOT_LABEL
+from ..trees import find_cycle as find_tree_cycle
 from .common import sentence_blocks
 from .errors import ConversionError
 from .write import write_docbin
 
 N_COLUMNS = 10
 ID, FORM, LEMMA, UPOS, XPOS, FEATS, HEAD, DEPREL, DEPS, MISC = range(N_COLUMNS)
-ROOT_LABEL = "ROOT"
 MISSING = "_"
 
 Row = Tuple[int, List[str]]  # (line number, columns)

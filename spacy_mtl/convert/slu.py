@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Optional, Union
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-from ..scoring import SLOTS_KEY
+from ..names import SLOTS_KEY
 from .errors import ConversionError
 from .common import bio_spans, read_lines
 from .write import write_docbin

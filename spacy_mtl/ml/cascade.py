@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..compat import pytorch_wrapper_forward
 from .casing import N_CASING_CLASSES, SENTENCE_START, casing_class
 from .optimizers import ScaledOptimizer
-from .trees import decode_tree
+from ..trees import decode_tree
 
 TAGGER_KINDS = ("tag", "pos", "chunk")
 PARSER_KIND = "dep"

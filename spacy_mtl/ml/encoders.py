@@ -18,13 +18,13 @@ from thinc.api import Model, to_numpy
 from thinc.types import ArgsKwargs
 from transformers.file_utils import ModelOutput
 
+from ..names import ENCODER_DROPOUT_KEY
 from ..compat import layer_forward, set_layer_forward, set_pytorch_transformer, torch_module
 
 logger = logging.getLogger(__name__)
 
 # A predicted doc's own dropout rate inside the encoder, in its user_data
 # (MultiCorpus sets it from its corpus' `encoder_dropout`).
-ENCODER_DROPOUT_KEY = "spacy_mtl.encoder_dropout"
 
 
 @registry.misc("spacy_mtl.packaged_model.v1")

@@ -14,12 +14,9 @@ from thinc.api import Optimizer, set_dropout_rate
 from transformers.file_utils import ModelOutput
 
 from ..compat import listener_batch, set_listener_backprop
+from ..names import SCORED_BY_KEY
 from ..ml.optimizers import ScaledOptimizer
 
-# A doc's user_data key for the names of the components whose gold its
-# reference holds (set by a `predict_scored_only` MultiCorpus): a component
-# missing from it leaves the doc unannotated, as no score would count it.
-SCORED_BY_KEY = "spacy_mtl.scored_by"
 
 # The default encoder input of a component: a listener to the pipeline's
 # shared transformer, one vector per token (mean of its word pieces).

@@ -17,13 +17,13 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
-from ..convert.conllu import ROOT_LABEL
+from ..names import CHUNKS_KEY, ROOT_LABEL
 from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.ops import use_threaded_blas
-from ..scoring import CHUNKS_KEY, score_cascade
-from ..training.corpus import initial_labels
+from ..scoring import score_cascade
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .labels import initial_labels
 from .util import EPSILON, aligned_spans
 
 default_model_config = """

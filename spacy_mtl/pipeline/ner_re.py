@@ -17,8 +17,8 @@ from ..ml.ner_re import PAIR_COLUMNS
 from ..ml.ops import use_threaded_blas
 from ..relations import has_relations_annotation, set_relation_rows
 from ..scoring import score_entities_relations
-from ..training.corpus import initial_labels
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 default_model_config = """

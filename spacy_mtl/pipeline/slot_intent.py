@@ -14,9 +14,10 @@ from thinc.types import Floats2d
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
 from ..ml.ops import use_threaded_blas
-from ..scoring import SLOTS_KEY, gold_intents, intent_label, score_slot_intent
-from ..training.corpus import initial_labels
+from ..names import SLOTS_KEY
+from ..scoring import gold_intents, intent_label, score_slot_intent
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 default_model_config = """

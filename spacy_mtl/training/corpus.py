@@ -4,23 +4,19 @@ import logging
 import random
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set
-from weakref import WeakKeyDictionary
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy
 from spacy.attrs import DEP, HEAD, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Corpus, Example
-from spacy.util import minibatch, registry, resolve_dot_names
+from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..compat import msgpack_decoders_looked_up_once
-from ..ml.encoders import ENCODER_DROPOUT_KEY
-from ..pipeline.base import SCORED_BY_KEY
-from ..relations import RELATIONS_KEY
-from ..scoring import CHUNKS_KEY, SLOTS_KEY
+from ..names import CHUNKS_KEY, ENCODER_DROPOUT_KEY, RELATIONS_KEY, SCORED_BY_KEY, SLOTS_KEY
 
 # What `tasks` may name, and how a doc's annotation of each is removed.
 TASKS = ("tag", "pos", "chunk", "dep", "ents", "relations", "slots", "intent")
@@ -200,61 +196,6 @@ class MultiCorpus:
                         eg.predicted.user_data[ENCODER_DROPOUT_KEY] = float(spec["encoder_dropout"])
                 self._examples[name] = examples
         return self._examples
-
-
-# The labels each component of a pipeline being initialized reads from its
-# streamed training corpus, collected in one pass for them all and handed
-# out once: only label sets are kept, never the corpus' docs.
-_streamed_labels: "WeakKeyDictionary[Language, Dict[str, Dict[str, Set[str]]]]" = WeakKeyDictionary()
-
-
-def initial_labels(pipe, get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> Dict[str, Set[str]]:
-    """The labels a component initializes its heads with, by kind as in its
-    label_data. spaCy initializes a pipeline trained with `max_epochs = -1`
-    (a streamed corpus) from the first 100 training examples only: with
-    several corpora mixed, a rare label, or one of a task's common ones, is
-    easily missing from them, and its head could never predict it. When that
-    corpus is a MultiCorpus or a spaCy Corpus, which end, the labels come
-    from every doc of it instead (for the components of nlp's pipeline: one
-    initialized on its own keeps the examples it is given)."""
-    if nlp is not None and any(member is pipe for _, member in nlp.pipeline):
-        if pipe.name not in _streamed_labels.get(nlp, {}):
-            _streamed_labels[nlp] = _streamed_gold_labels(nlp)
-        labels = _streamed_labels[nlp].pop(pipe.name, None)
-        if labels is not None:
-            return labels
-    return pipe.gold_labels(eg.reference for eg in get_examples())
-
-
-def _streamed_gold_labels(nlp: Language, batch_size: int = 1000) -> Dict[str, Dict[str, Set[str]]]:
-    """Each labelled component's gold labels over every doc of nlp's streamed
-    training corpus; empty where the config trains from no such corpus."""
-    corpus = _resolve_streamed_train_corpus(nlp.config)
-    if corpus is None:
-        return {}
-    pipes = [(name, pipe) for name, pipe in nlp.pipeline if hasattr(pipe, "gold_labels")]
-    examples = corpus.every_example(nlp) if isinstance(corpus, MultiCorpus) else corpus(nlp)
-    labels = {name: pipe.gold_labels([]) for name, pipe in pipes}
-    for batch in minibatch(examples, batch_size):
-        references = [eg.reference for eg in batch]
-        for name, pipe in pipes:
-            for kind, found in pipe.gold_labels(references).items():
-                labels[name][kind].update(found)
-    return labels
-
-
-def _resolve_streamed_train_corpus(config) -> Optional[Callable]:
-    training = config.get("training", {})
-    if training.get("max_epochs") != -1 or not isinstance(training.get("train_corpus"), str):
-        return None
-    try:
-        (corpus,) = resolve_dot_names(config.interpolate(), [training["train_corpus"]])
-    except (ValueError, KeyError):
-        return None  # a config that cannot train as it is: keep spaCy's examples
-    if not isinstance(corpus, (MultiCorpus, Corpus)):
-        return None  # a custom reader may never end
-    logger.info("Labels from every doc of '%s', not only its first 100", training["train_corpus"])
-    return corpus
 
 
 def gold_tokenized(reference: Doc, vocab: Optional[Vocab] = None) -> Doc:

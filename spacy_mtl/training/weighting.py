@@ -1,8 +1,7 @@
 """Task loss weighting across components and heads.
 
 Every spacy-mtl component scales each head's gradient by
-`cfg["<head>_weight"]` before it reaches the shared encoder (DESIGN.md rule 4:
-with Adam a head's own update hardly depends on the scale of its loss; the
+`cfg["<head>_weight"]` before it reaches the shared encoder (with Adam a head's own update hardly depends on the scale of its loss; the
 balance of gradients at the encoder does). The callback here sets those
 weights before every update, as base weight (the component's config) x a
 factor from a strategy:
@@ -34,10 +33,10 @@ HeadKey = str
 
 
 def multitask_pipes(nlp: Language) -> List[Tuple[str, Any]]:
-    """(name, component) of every spacy-mtl component."""
-    from ..pipeline.base import MultiTaskPipe
-
-    return [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, MultiTaskPipe)]
+    """(name, component) of every component with weighted heads: spacy-mtl's
+    components, known by that API (head_names, last_head_losses, the
+    encoder gradient's norm and scale)."""
+    return [(name, pipe) for name, pipe in nlp.pipeline if hasattr(pipe, "head_names") and hasattr(pipe, "last_head_losses")]
 
 
 def multitask_heads(nlp: Language) -> List[Tuple[HeadKey, Any, str]]:
