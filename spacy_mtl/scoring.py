@@ -8,10 +8,10 @@ from spacy.scorer import PRFScore
 from spacy.tokens import Doc, Token
 from spacy.training import Example
 
+from .names import CHUNKS_KEY, SLOTS_KEY
 from .relations import get_relation_rows, has_relations_annotation
 
 INTENT_SEPARATOR = "#"
-from .names import CHUNKS_KEY, SLOTS_KEY  # noqa: F401  (re-exported)
 
 CharSpan = Tuple[int, int, str]
 
