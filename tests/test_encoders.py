@@ -218,3 +218,15 @@ def test_a_split_pipeline_learns_and_loads_with_its_split(tiny_bert, snips_docs,
 def test_a_bad_split_by_length_is_named(tiny_bert, value):
     with pytest.raises(ValueError, match=f"split_by_length must be a whole number of word pieces >= 0, got {value!r}"):
         run_in_length_groups(make_transformer(tiny_bert, "spacy_mtl.TransformerModel.v1", None).get_pipe("transformer").model, value)
+
+
+def test_all_layers_and_doc_dropout_combine_in_one_builder(tiny_bert, snips_docs):
+    """TransformerModel.v1 with both settings: every layer's output, and
+    dropout only in the docs that set a rate."""
+    nlp = spacy.blank("en")
+    config = {**DOC_DROPOUT_MODEL, "@architectures": "spacy_mtl.TransformerModel.v1", "all_layers": True, "doc_dropout": True}
+    nlp.add_pipe("transformer", config={"model": {**config, "name": str(tiny_bert)}})
+    nlp.initialize()
+    model = nlp.get_pipe("transformer").model
+    assert model.get_dim("nO") == 32 * 3  # embeddings and 2 layers, width 32
+    assert_dropout_only_where_set(nlp, [[t.text for t in doc] for doc in snips_docs[:6]])

@@ -1,6 +1,6 @@
-"""The shared encoder: where its weights come from, a variant that exposes
-(and trains) every layer, one whose dropout rate is set per doc, and sub-
-batches of similar length that pad less."""
+"""The shared encoder: where its weights come from, and one transformer
+builder with three settings of its own: every layer exposed (and trained),
+a dropout rate per doc, and sub-batches of similar length that pad less."""
 import importlib.util
 import logging
 from collections import defaultdict
@@ -22,10 +22,6 @@ from ..names import ENCODER_DROPOUT_KEY
 from ..compat import layer_forward, set_layer_forward, set_pytorch_transformer, torch_module
 
 logger = logging.getLogger(__name__)
-
-# A predicted doc's own dropout rate inside the encoder, in its user_data
-# (MultiCorpus sets it from its corpus' `encoder_dropout`).
-
 
 @registry.misc("spacy_mtl.packaged_model.v1")
 def packaged_model(package: str, subpath: str = "model") -> str:
@@ -50,6 +46,67 @@ def packaged_model(package: str, subpath: str = "model") -> str:
     return str(path)
 
 
+@registry.architectures("spacy_mtl.TransformerModel.v1")
+def build_transformer(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    split_by_length: Optional[int] = None,
+    all_layers: bool = False,
+    doc_dropout: bool = False,
+) -> Model:
+    """spacy-transformers' TransformerModel (v3), with three settings of its own.
+
+    split_by_length: run the transformer on groups of rows of similar length
+    (see run_in_length_groups()); None runs one padded batch.
+
+    all_layers: the output is every hidden state (embeddings, then each
+    layer), concatenated on the feature axis, so that listeners can mix
+    layers and train all of them. The stock model with
+    `output_hidden_states` would not do: its backward pass reaches only
+    `last_hidden_state`, as the listener (`trfs2arrays`) builds the gradient
+    of that one tensor and the output converter calls
+    `torch.autograd.backward` on it alone. Here the concatenation *is*
+    `last_hidden_state`: the listener machinery is unchanged and autograd
+    carries each slice's gradient back to its own layer. The price is a
+    listener output (n_layers + 1) times wider.
+
+    doc_dropout: the dropout rate inside the transformer is set per doc in
+    training: a doc whose user_data holds a rate under ENCODER_DROPOUT_KEY
+    (MultiCorpus sets it from a corpus' `encoder_dropout`) trains with that
+    rate in every dropout layer, the other docs with the rates of
+    `transformer_config`. A small corpus seen many times can then
+    regularize the shared encoder without slowing what it learns from the
+    others. (With PyTorch's fused attention, the default for BERT,
+    attention-probability dropout is not a layer: it keeps its configured
+    rate.)
+    """
+    rows = _RowRates() if doc_dropout else None
+    if rows is not None:
+        get_spans = _spans_recording_rates(get_spans, rows)
+    if all_layers:
+        transformer_config = {**transformer_config, "output_hidden_states": True}
+    model = TransformerModel(
+        name, get_spans, tokenizer_config, transformer_config,
+        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config,
+    )
+    wrapper = model.layers[0]
+    if all_layers:
+        wrapper.attrs["convert_outputs"] = _concatenate_hidden_states
+        model.attrs["set_transformer"] = _set_transformer
+    if rows is not None:
+        # Not at set_transformer: a pipeline loaded from disk builds its
+        # transformer without it. Training converts the inputs first.
+        wrapper.attrs["convert_inputs"] = _inputs_with_doc_dropout(wrapper.attrs["convert_inputs"], rows)
+        model.attrs["doc_dropout"] = True
+    if split_by_length is not None:
+        run_in_length_groups(model, split_by_length, select_rows=rows.select if rows is not None else None)
+    return model
+
+
 @registry.architectures("spacy_mtl.AllLayersTransformerModel.v1")
 def build_all_layers_transformer(
     name: str,
@@ -60,30 +117,28 @@ def build_all_layers_transformer(
     grad_scaler_config: dict = {},
     split_by_length: Optional[int] = None,
 ) -> Model:
-    """spacy-transformers' TransformerModel whose output is every hidden
-    state (embeddings, then each layer), concatenated on the feature axis,
-    so that listeners can mix layers and train all of them.
-
-    Why not the stock model with `output_hidden_states`: its backward pass
-    reaches only `last_hidden_state`. The listener (`trfs2arrays`) builds
-    the gradient of that one tensor, and the output converter calls
-    `torch.autograd.backward` on it alone, so other layers' outputs never
-    receive a gradient. Here the concatenation *is* `last_hidden_state`: the
-    listener machinery is unchanged and autograd carries each slice's
-    gradient back to its own layer. The price is a listener output
-    (n_layers + 1) times wider. `split_by_length`: see
-    run_in_length_groups().
-    """
-    transformer_config = {**transformer_config, "output_hidden_states": True}
-    model = TransformerModel(
-        name, get_spans, tokenizer_config, transformer_config,
-        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config,
+    """spacy_mtl.TransformerModel.v1 with all_layers = true."""
+    return build_transformer(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config,
+        split_by_length, all_layers=True,
     )
-    model.layers[0].attrs["convert_outputs"] = _concatenate_hidden_states
-    model.attrs["set_transformer"] = _set_transformer
-    if split_by_length is not None:
-        run_in_length_groups(model, split_by_length)
-    return model
+
+
+@registry.architectures("spacy_mtl.DocDropoutTransformerModel.v1")
+def build_doc_dropout_transformer(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    split_by_length: Optional[int] = None,
+) -> Model:
+    """spacy_mtl.TransformerModel.v1 with doc_dropout = true."""
+    return build_transformer(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config,
+        split_by_length, doc_dropout=True,
+    )
 
 
 def _set_transformer(model: Model, hf_model) -> None:
@@ -100,41 +155,6 @@ def _concatenate_hidden_states(model: Model, inputs_outputs, is_train: bool):
         return ArgsKwargs(args=(stacked,), kwargs={"grad_tensors": list(d_output.values())})
 
     return ModelOutput(last_hidden_state=stacked), backprop
-
-
-@registry.architectures("spacy_mtl.DocDropoutTransformerModel.v1")
-def build_doc_dropout_transformer(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    split_by_length: Optional[int] = None,
-) -> Model:
-    """spacy-transformers' TransformerModel whose dropout rate inside the
-    transformer is set per doc in training: a doc whose user_data holds a
-    rate under ENCODER_DROPOUT_KEY (MultiCorpus sets it from a corpus'
-    `encoder_dropout`) trains with that rate in every dropout layer, the
-    other docs with the rates of `transformer_config`. A small corpus seen
-    many times can then regularize the shared encoder without slowing what
-    it learns from the others. (With PyTorch's fused attention, the default
-    for BERT, attention-probability dropout is not a layer: it keeps its
-    configured rate.) `split_by_length`: see run_in_length_groups().
-    """
-    rows = _RowRates()
-    model = TransformerModel(
-        name, _spans_recording_rates(get_spans, rows), tokenizer_config, transformer_config,
-        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config,
-    )
-    # Not at set_transformer: a pipeline loaded from disk builds its
-    # transformer without it. Training converts the inputs first.
-    wrapper = model.layers[0]
-    wrapper.attrs["convert_inputs"] = _inputs_with_doc_dropout(wrapper.attrs["convert_inputs"], rows)
-    model.attrs["doc_dropout"] = True
-    if split_by_length is not None:
-        run_in_length_groups(model, split_by_length, select_rows=rows.select)
-    return model
 
 
 class _RowRates:
@@ -225,27 +245,6 @@ class DocDropout(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, per doc"
-
-
-@registry.architectures("spacy_mtl.TransformerModel.v1")
-def build_transformer(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    split_by_length: Optional[int] = None,
-) -> Model:
-    """spacy-transformers' TransformerModel (v3), with `split_by_length`: see
-    run_in_length_groups()."""
-    model = TransformerModel(
-        name, get_spans, tokenizer_config, transformer_config,
-        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config,
-    )
-    if split_by_length is not None:
-        run_in_length_groups(model, split_by_length)
-    return model
 
 
 def run_in_length_groups(
