@@ -273,7 +273,7 @@ def test_parser_gradients_repeat_exactly_on_several_threads():
     come out the same every time, or training does not repeat itself."""
     import torch
 
-    from spacy_mtl.ml.cascade import DEP_LABEL_SCORES, BiaffineParser
+    from spacy_mtl.ml.biaffine import DEP_LABEL_SCORES, BiaffineParser
 
     torch.manual_seed(0)
     parser = BiaffineParser(n_in=64, arc_width=32, label_width=32, n_labels=5, dropout=0.0)

@@ -3,7 +3,7 @@ chunk tags) and a biaffine dependency parser (Dozat and Manning 2017), each
 level reading a chosen encoder layer or a learned mix of layers, and the soft
 label embeddings p(labels) @ E of the levels below it (Hashimoto et al. 2017).
 
-The heads run in PyTorch on sentence segments: every level sees the padded
+The heads (cascade_heads.py, one PyTorch module) run on sentence segments: every level sees the padded
 (segments, tokens, features) batch, so the parser's arc scores are
 (tokens x tokens) per sentence, never per document."""
 from typing import Dict, List, Sequence, Tuple, Union
@@ -16,19 +16,15 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..compat import pytorch_wrapper_forward
-from .casing import N_CASING_CLASSES, SENTENCE_START, casing_class
+from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
+from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
+from .casing import SENTENCE_START, casing_class
+from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
-from ..trees import decode_tree
 
-TAGGER_KINDS = ("tag", "pos", "chunk")
-PARSER_KIND = "dep"
-LEVEL_KINDS = TAGGER_KINDS + (PARSER_KIND,)
-LAYER_MIX = "mix"
+__all__ = ["ARC_SCORES", "DEP_LABEL_SCORES", "USED_HEADS", "PARSER_KIND", "build_cascade_model", "build_heads_layer"]
+
 HEADS_LAYER = "heads"
-# Padding and impossible arcs; finite, so softmax and fp16 stay well defined.
-MASKED_SCORE = -1e4
-# Outputs with a gradient, in the order the backward pass passes them.
-ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS = "arcs", "dep_labels", "used_heads"
 
 # A sentence (or window) of a doc that the heads see as one sequence.
 Segment = Tuple[int, int, int]  # (doc index, start token, end token)
@@ -263,175 +259,3 @@ class ScaledLearnRateShim(PyTorchShim):
 
     def finish_update(self, optimizer) -> None:
         super().finish_update(ScaledOptimizer(optimizer, self.lr_scale))
-
-
-class LayerMix(torch.nn.Module):
-    """gamma * sum_l softmax(w)_l h_l over the encoder's hidden states
-    (Peters et al. 2018), or one chosen hidden state."""
-
-    def __init__(self, n_states: int, layer: Union[int, str]):
-        super().__init__()
-        self.n_states = n_states
-        self.layer = layer
-        if layer == LAYER_MIX:
-            self.weights = torch.nn.Parameter(torch.zeros(n_states))
-            self.gamma = torch.nn.Parameter(torch.ones(1))  # 1-d: thinc optimizers reject 0-d params
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        states = X.view(*X.shape[:-1], self.n_states, X.shape[-1] // self.n_states)
-        if self.layer != LAYER_MIX:
-            return states[..., self.layer, :]
-        weights = torch.softmax(self.weights, dim=0).to(states.dtype)
-        return self.gamma * torch.einsum("...lh,l->...h", states, weights)
-
-
-def mlp(n_in: int, n_out: int, dropout: float) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(n_in, n_out), torch.nn.GELU())
-
-
-class Tagger(torch.nn.Module):
-    def __init__(self, n_in: int, hidden_width: int, n_labels: int, dropout: float):
-        super().__init__()
-        self.hidden = mlp(n_in, hidden_width, dropout)
-        self.output = torch.nn.Linear(hidden_width, n_labels)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.output(self.hidden(X))
-
-
-class BiaffineParser(torch.nn.Module):
-    """Arc scores (segments, dependents, 1 + heads), column 0 the root, and
-    label scores of each dependent with the head it is given."""
-
-    def __init__(self, n_in: int, arc_width: int, label_width: int, n_labels: int, dropout: float):
-        super().__init__()
-        self.root = torch.nn.Parameter(torch.randn(n_in) * 0.1)
-        self.arc_dep, self.arc_head = mlp(n_in, arc_width, dropout), mlp(n_in, arc_width, dropout)
-        self.label_dep, self.label_head = mlp(n_in, label_width, dropout), mlp(n_in, label_width, dropout)
-        self.arc_weight = torch.nn.Parameter(torch.zeros(arc_width, arc_width))
-        self.arc_head_bias = torch.nn.Parameter(torch.zeros(arc_width))
-        self.label_weight = torch.nn.Parameter(torch.zeros(n_labels, label_width, label_width))
-        self.label_linear = torch.nn.Linear(2 * label_width, n_labels)
-
-    def forward(self, X: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """X: the real tokens of the segments, packed (tokens, width); mask
-        (segments, positions) says where they sit. Scores come out padded."""
-        n_segments, n_tokens = mask.shape
-        root = self.root.to(X.dtype)
-        dep = unpack(self.arc_dep(X), mask)
-        head = torch.cat([self.arc_head(root).expand(n_segments, 1, -1), unpack(self.arc_head(X), mask)], dim=1)
-        arcs = torch.einsum("bie,ef,bjf->bij", dep, self.arc_weight.to(X.dtype), head)
-        arcs = arcs + (head @ self.arc_head_bias.to(X.dtype))[:, None, :]
-        candidates = torch.cat([mask.new_ones(n_segments, 1), mask], dim=1)
-        self_loops = torch.zeros(n_tokens, n_tokens + 1, dtype=torch.bool, device=X.device)
-        self_loops[:, 1:] = torch.eye(n_tokens, dtype=torch.bool, device=X.device)
-        allowed = candidates[:, None, :] & ~self_loops[None]
-        arcs = arcs.masked_fill(~allowed, MASKED_SCORE)
-        heads = self._fill_heads(arcs, mask, heads)
-        # Label scores only at real tokens: with the head each one is given,
-        # found among the packed tokens (row 0 the root).
-        label_heads = torch.cat([self.label_head(root)[None], self.label_head(X)])
-        segment_offsets = torch.cumsum(mask.sum(dim=1), dim=0) - mask.sum(dim=1)
-        columns = heads.clamp(min=0)
-        rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
-        # Not label_heads[rows]: on the CPU, with several threads, its backward
-        # adds up the gradients of tokens that share a head in a different
-        # order each time, and training does not repeat itself.
-        label_dep, label_head = self.label_dep(X), label_heads.index_select(0, rows)
-        # (torch's bilinear is faster forward on CPU, but ~30x slower backward.)
-        labels = torch.einsum("ie,lef,if->il", label_dep, self.label_weight.to(X.dtype), label_head)
-        labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
-        return {ARC_SCORES: arcs, DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads}
-
-    def _fill_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
-        """Given heads where known; elsewhere the decoded tree (inference) or
-        the best-scoring head (training, where those tokens carry no loss)."""
-        missing = (heads < 0) & mask
-        if not bool(missing.any()):
-            return heads
-        heads = heads.clone()
-        if self.training:
-            heads[missing] = arcs.argmax(dim=-1)[missing]
-            return heads
-        scores = arcs.detach().float().cpu().numpy()
-        lengths = mask.sum(dim=1).tolist()
-        for s, length in enumerate(lengths):
-            if length and bool(missing[s].any()):
-                tree = decode_tree(_square_scores(scores[s], length))[1:]
-                row = torch.as_tensor(tree, device=heads.device)
-                heads[s, :length] = torch.where(heads[s, :length] < 0, row, heads[s, :length])
-        return heads
-
-
-def _square_scores(arcs: numpy.ndarray, length: int) -> numpy.ndarray:
-    """A segment's arc scores as the (n + 1, n + 1) matrix of decode_tree."""
-    square = numpy.full((length + 1, length + 1), MASKED_SCORE, dtype="float64")
-    square[1:] = arcs[:length, : length + 1]
-    return square
-
-
-class CascadeHeads(torch.nn.Module):
-    def __init__(
-        self,
-        input_width: int,
-        n_labels: Dict[str, int],
-        levels: List[str],
-        inputs: Dict[str, List[str]],
-        layers: Dict[str, Union[int, str]],
-        n_hidden_states: int,
-        hidden_width: int,
-        label_embedding_width: int,
-        arc_width: int,
-        dep_label_width: int,
-        dropout: float,
-        casing_width: int = 0,
-    ):
-        super().__init__()
-        if input_width % n_hidden_states:
-            raise ValueError(f"Encoder width {input_width} is not a multiple of n_hidden_states = {n_hidden_states}")
-        width = input_width // n_hidden_states
-        self.levels = list(levels)
-        self.inputs = inputs
-        self.mixes = torch.nn.ModuleDict({level: LayerMix(n_hidden_states, layers[level]) for level in levels})
-        self.label_embeddings = torch.nn.ModuleDict()
-        for level in levels:
-            for source in inputs[level]:
-                if source not in self.label_embeddings:
-                    self.label_embeddings[source] = torch.nn.Linear(n_labels[source], label_embedding_width, bias=False)
-        self.casing = torch.nn.Embedding(N_CASING_CLASSES, casing_width) if casing_width else None
-        self.heads = torch.nn.ModuleDict()
-        for level in levels:
-            n_in = width + casing_width + label_embedding_width * len(inputs[level])
-            if level == PARSER_KIND:
-                self.heads[level] = BiaffineParser(n_in, arc_width, dep_label_width, n_labels[level], dropout)
-            else:
-                self.heads[level] = Tagger(n_in, hidden_width, n_labels[level], dropout)
-
-    def forward(self, X: torch.Tensor, lengths: torch.Tensor, heads: torch.Tensor, casing: torch.Tensor) -> Dict[str, torch.Tensor]:
-        mask = torch.arange(X.shape[1], device=X.device)[None, :] < lengths[:, None]
-        # The heads run on the real tokens only: short sentences padded to the
-        # longest of a batch are mostly padding.
-        X = X[mask]
-        shared = [self.casing(casing[mask]).to(X.dtype)] if self.casing is not None else []
-        outputs: Dict[str, torch.Tensor] = {}
-        soft_labels: Dict[str, torch.Tensor] = {}
-        for level in self.levels:
-            features = [self.mixes[level](X)] + shared
-            for source in self.inputs[level]:
-                if source not in soft_labels:
-                    probs = torch.softmax(outputs[source].float(), dim=-1).to(X.dtype)
-                    soft_labels[source] = self.label_embeddings[source](probs)
-                features.append(soft_labels[source])
-            level_input = torch.cat(features, dim=-1)
-            if level == PARSER_KIND:
-                outputs.update(self.heads[level](level_input, mask, heads))
-            else:
-                outputs[level] = self.heads[level](level_input)
-        return {name: unpack(scores, mask) if name in TAGGER_KINDS else scores for name, scores in outputs.items()}
-
-
-def unpack(packed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(tokens, ...) rows back to (segments, positions, ...), zeros as padding."""
-    padded = packed.new_zeros(*mask.shape, *packed.shape[1:])
-    padded[mask] = packed
-    return padded

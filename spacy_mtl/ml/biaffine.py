@@ -1,0 +1,84 @@
+"""The biaffine dependency parser head (Dozat and Manning 2017): arc scores
+between every dependent and every head of a segment, and label scores of each
+dependent with the head it is given."""
+from typing import Dict
+
+import numpy
+import torch
+
+from ..trees import decode_tree
+from .torch_util import MASKED_SCORE, mlp, unpack
+
+# Outputs with a gradient, in the order the backward pass passes them.
+ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS = "arcs", "dep_labels", "used_heads"
+
+
+class BiaffineParser(torch.nn.Module):
+    """Arc scores (segments, dependents, 1 + heads), column 0 the root, and
+    label scores of each dependent with the head it is given."""
+
+    def __init__(self, n_in: int, arc_width: int, label_width: int, n_labels: int, dropout: float):
+        super().__init__()
+        self.root = torch.nn.Parameter(torch.randn(n_in) * 0.1)
+        self.arc_dep, self.arc_head = mlp(n_in, arc_width, dropout), mlp(n_in, arc_width, dropout)
+        self.label_dep, self.label_head = mlp(n_in, label_width, dropout), mlp(n_in, label_width, dropout)
+        self.arc_weight = torch.nn.Parameter(torch.zeros(arc_width, arc_width))
+        self.arc_head_bias = torch.nn.Parameter(torch.zeros(arc_width))
+        self.label_weight = torch.nn.Parameter(torch.zeros(n_labels, label_width, label_width))
+        self.label_linear = torch.nn.Linear(2 * label_width, n_labels)
+
+    def forward(self, X: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """X: the real tokens of the segments, packed (tokens, width); mask
+        (segments, positions) says where they sit. Scores come out padded."""
+        n_segments, n_tokens = mask.shape
+        root = self.root.to(X.dtype)
+        dep = unpack(self.arc_dep(X), mask)
+        head = torch.cat([self.arc_head(root).expand(n_segments, 1, -1), unpack(self.arc_head(X), mask)], dim=1)
+        arcs = torch.einsum("bie,ef,bjf->bij", dep, self.arc_weight.to(X.dtype), head)
+        arcs = arcs + (head @ self.arc_head_bias.to(X.dtype))[:, None, :]
+        candidates = torch.cat([mask.new_ones(n_segments, 1), mask], dim=1)
+        self_loops = torch.zeros(n_tokens, n_tokens + 1, dtype=torch.bool, device=X.device)
+        self_loops[:, 1:] = torch.eye(n_tokens, dtype=torch.bool, device=X.device)
+        allowed = candidates[:, None, :] & ~self_loops[None]
+        arcs = arcs.masked_fill(~allowed, MASKED_SCORE)
+        heads = self._fill_heads(arcs, mask, heads)
+        # Label scores only at real tokens: with the head each one is given,
+        # found among the packed tokens (row 0 the root).
+        label_heads = torch.cat([self.label_head(root)[None], self.label_head(X)])
+        segment_offsets = torch.cumsum(mask.sum(dim=1), dim=0) - mask.sum(dim=1)
+        columns = heads.clamp(min=0)
+        rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
+        # Not label_heads[rows]: on the CPU, with several threads, its backward
+        # adds up the gradients of tokens that share a head in a different
+        # order each time, and training does not repeat itself.
+        label_dep, label_head = self.label_dep(X), label_heads.index_select(0, rows)
+        # (torch's bilinear is faster forward on CPU, but ~30x slower backward.)
+        labels = torch.einsum("ie,lef,if->il", label_dep, self.label_weight.to(X.dtype), label_head)
+        labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
+        return {ARC_SCORES: arcs, DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads}
+
+    def _fill_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """Given heads where known; elsewhere the decoded tree (inference) or
+        the best-scoring head (training, where those tokens carry no loss)."""
+        missing = (heads < 0) & mask
+        if not bool(missing.any()):
+            return heads
+        heads = heads.clone()
+        if self.training:
+            heads[missing] = arcs.argmax(dim=-1)[missing]
+            return heads
+        scores = arcs.detach().float().cpu().numpy()
+        lengths = mask.sum(dim=1).tolist()
+        for s, length in enumerate(lengths):
+            if length and bool(missing[s].any()):
+                tree = decode_tree(_square_scores(scores[s], length))[1:]
+                row = torch.as_tensor(tree, device=heads.device)
+                heads[s, :length] = torch.where(heads[s, :length] < 0, row, heads[s, :length])
+        return heads
+
+
+def _square_scores(arcs: numpy.ndarray, length: int) -> numpy.ndarray:
+    """A segment's arc scores as the (n + 1, n + 1) matrix of decode_tree."""
+    square = numpy.full((length + 1, length + 1), MASKED_SCORE, dtype="float64")
+    square[1:] = arcs[:length, : length + 1]
+    return square
