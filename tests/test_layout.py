@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).parents[1] / "spacy_mtl"
 ALLOWED = {
     "convert": {"names", "relations", "trees"},
     "ml": {"compat", "names", "trees"},
-    "training": {"compat", "names"},
-    "pipeline": {"compat", "ml", "names", "relations", "scoring"},
+    "training": {"compat", "names", "weighting"},
+    "pipeline": {"compat", "ml", "names", "relations", "scoring", "weighting"},
 }
 
 

@@ -15,6 +15,7 @@ from transformers.file_utils import ModelOutput
 
 from ..compat import listener_batch, set_listener_backprop
 from ..names import SCORED_BY_KEY
+from ..weighting import HeadWeights
 from ..ml.optimizers import ScaledOptimizer
 
 
@@ -39,17 +40,30 @@ class MultiTaskPipe(TrainablePipe):
     # The unweighted loss of each head with gold in the latest update (for
     # loss weighting): a head without gold in a batch has no loss to observe.
     last_head_losses: Dict[str, float] = {}
-    # The gradient this component sends to the shared encoder is multiplied
-    # by this factor (set by loss weighting; the heads' own gradients are
-    # not), and the norm of that gradient before scaling, in the latest
-    # update: None when that update had no gold for any head (its gradient
-    # was zero, no observation).
-    encoder_gradient_scale: float = 1.0
-    last_encoder_gradient_norm: Optional[float] = None
-    # With cfg["weigh_docs_equally"]: each head's factor for the batch being
-    # updated, and its running mean of docs with gold per batch.
-    batch_doc_scales: Dict[str, float] = {}
-    gold_docs_per_batch: Optional[Dict[str, "RunningMean"]] = None
+
+    @property
+    def weights(self) -> HeadWeights:
+        """How the heads' gradients are weighted (spacy_mtl/weighting.py)."""
+        if "_weights" not in self.__dict__:
+            self._weights = HeadWeights(self.cfg)
+        return self._weights
+
+    # The loss weighting callback and logger read and set these.
+    @property
+    def encoder_gradient_scale(self) -> float:
+        return self.weights.encoder_gradient_scale
+
+    @encoder_gradient_scale.setter
+    def encoder_gradient_scale(self, value: float) -> None:
+        self.weights.encoder_gradient_scale = value
+
+    @property
+    def last_encoder_gradient_norm(self) -> Optional[float]:
+        return self.weights.last_encoder_gradient_norm
+
+    @last_encoder_gradient_norm.setter
+    def last_encoder_gradient_norm(self, value: Optional[float]) -> None:
+        self.weights.last_encoder_gradient_norm = value
 
     @property
     def head_names(self) -> List[str]:
@@ -147,36 +161,15 @@ class MultiTaskPipe(TrainablePipe):
         self._intercept_encoder_gradient()
         outputs, backprop = self.model.begin_update(self.model_inputs(examples))
         gold_docs = {head: sum(self.annotates(head, eg.reference) for eg in examples) for head in self.head_names}
-        self.batch_doc_scales = self._doc_scales(gold_docs) if self.cfg.get("weigh_docs_equally") else {}
+        self.weights.begin_batch(gold_docs)
         head_losses, gradients = self.losses_and_gradients(examples, outputs)
-        self.batch_doc_scales = {}
+        self.weights.end_batch()
         # (Every head with a loss has a weight, so is among head_names.)
         self.last_head_losses = {head: loss for head, loss in head_losses.items() if gold_docs[head]}
         backprop(gradients)
         if not self.last_head_losses:
             self.last_encoder_gradient_norm = None
         return head_losses
-
-    def head_weight(self, head: str) -> float:
-        """The factor of a head's gradient in the current batch: its
-        `cfg["<head>_weight"]`, times its doc scale (see `_doc_scales`)."""
-        return self.cfg[f"{head}_weight"] * self.batch_doc_scales.get(head, 1.0)
-
-    def _doc_scales(self, gold_docs: Dict[str, int]) -> Dict[str, float]:
-        """Per head, the batch's docs with its gold (`gold_docs`) over their
-        running mean. A head's loss is a mean over its gold in the batch, so
-        a doc counts for more in a batch that holds few of its kind: in a
-        mixed stream, a batch with 1 doc of a corpus pulls as hard as one
-        with 20. Scaled by this factor, each doc counts about the same in
-        every batch, while a head's average gradient per batch stays as large."""
-        if self.gold_docs_per_batch is None:
-            self.gold_docs_per_batch = {}
-        scales = {}
-        for head, n_gold in gold_docs.items():
-            if n_gold:
-                mean = self.gold_docs_per_batch.setdefault(head, RunningMean())
-                scales[head] = n_gold / mean.update(n_gold)
-        return scales
 
     def _examples_with_gold(self, examples: List[Example]) -> List[int]:
         """The positions of the examples whose reference annotates some head.
@@ -221,12 +214,7 @@ class MultiTaskPipe(TrainablePipe):
             set_listener_backprop(node, partial(self._encoder_gradient, listener_batch(node)[1]))
 
     def _encoder_gradient(self, upstream: Callable, d_outputs: List, *args, **kwargs):
-        arrays = [_encoder_gradient_array(d) for d in d_outputs]
-        squared = _sum_of_squares(self.model.ops, arrays)
-        self.last_encoder_gradient_norm = ((self.last_encoder_gradient_norm or 0.0) ** 2 + squared) ** 0.5
-        if self.encoder_gradient_scale != 1.0:
-            for array in arrays:
-                array *= self.encoder_gradient_scale
+        self.weights.scale_encoder_gradient(self.model.ops, d_outputs)
         return upstream(d_outputs, *args, **kwargs)
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -247,23 +235,7 @@ class MultiTaskPipe(TrainablePipe):
         return self.weighted_loss(head_losses), gradients
 
     def weighted_loss(self, head_losses: Dict[str, float]) -> float:
-        return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
-
-
-class RunningMean:
-    """An exponential moving average, bias-corrected as Adam's moments are,
-    so that its first values are not pulled towards zero."""
-
-    def __init__(self, decay: float = 0.99) -> None:
-        self.decay = decay
-        self.average = 0.0
-        self.count = 0
-
-    def update(self, value: float) -> float:
-        """Add a value; the mean so far."""
-        self.count += 1
-        self.average = self.decay * self.average + (1.0 - self.decay) * value
-        return self.average / (1.0 - self.decay**self.count)
+        return self.weights.weighted_loss(head_losses)
 
 
 def _has_no_gradient(output) -> bool:
@@ -298,22 +270,3 @@ def _scatter_gradients(backprop: Callable, outputs: List, kept: Set[int], ops, d
         if not _has_no_gradient(output)
     ]
     return backprop(d_outputs, *args, **kwargs)
-
-
-def _sum_of_squares(ops, arrays: List) -> float:
-    """One dot product over all the docs' arrays: on a GPU, one small
-    operation per doc and a read-back each would cost more than the sum.
-    In float32, as a mixed-precision transformer's float16 squares overflow."""
-    if not arrays:
-        return 0.0
-    flat = ops.xp.concatenate([array.ravel() for array in arrays]).astype("float32", copy=False)
-    return float(flat @ flat)
-
-
-def _encoder_gradient_array(d_output):
-    """The array inside one doc's gradient to a listener: a transformer's
-    last hidden state, or a tok2vec's token vectors."""
-    model_output = getattr(d_output, "model_output", None)
-    if model_output is None:
-        return d_output
-    return model_output.last_hidden_state

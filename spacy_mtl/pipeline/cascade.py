@@ -311,7 +311,7 @@ class Cascade(MultiTaskPipe):
                 level_gradients = {level: gradient}
             losses[level] = loss
             for name, gradient in level_gradients.items():
-                gradients[name] = gradient * self.head_weight(level)
+                gradients[name] = gradient * self.weights.head(level)
         return losses, gradients
 
     def annotates(self, level: str, doc: Doc) -> bool:

@@ -287,8 +287,8 @@ class NerRe(MultiTaskPipe):
         entity_loss, d_entity_logits = self._entity_loss(examples, entity_logits)
         relation_loss, d_tokvecs = self._relation_loss(examples, tokvecs, entity_logits)
         # (The doc scale is in the relation loss' gradient already.)
-        d_tokvecs = [d * self.cfg["relations_weight"] for d in d_tokvecs]
-        d_entity_logits = [d * self.head_weight("entities") for d in d_entity_logits]
+        d_tokvecs = [d * self.weights.encoder_share("relations") for d in d_tokvecs]
+        d_entity_logits = [d * self.weights.head("entities") for d in d_entity_logits]
         return {"entities": entity_loss, "relations": relation_loss}, (d_tokvecs, d_entity_logits)
 
     def annotates(self, head: str, doc: Doc) -> bool:
@@ -363,10 +363,10 @@ class NerRe(MultiTaskPipe):
         probs = ops.sigmoid(logits)
         truth = ops.asarray(numpy.vstack(targets))
         loss = -float((truth * ops.xp.log(probs + EPSILON) + (1 - truth) * ops.xp.log(1 - probs + EPSILON)).sum())
-        # The relation head's own gradient takes the doc scale (see
-        # weigh_docs_equally), not relations_weight: that weight is the
-        # relations' share at the encoder, applied to d_tokvecs after.
-        d_logits = (probs - truth) * (self.batch_doc_scales.get("relations", 1.0) / n_pairs)
+        # The relation head's own gradient takes the doc scale, not
+        # relations_weight: that weight is the relations' share at the
+        # encoder, applied to d_tokvecs after (HeadWeights.encoder_share).
+        d_logits = (probs - truth) * (self.weights.doc_scale("relations") / n_pairs)
         d_tokvecs, _ = bp_relations(d_logits)
         return loss / n_pairs, d_tokvecs
 

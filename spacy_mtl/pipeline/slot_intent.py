@@ -237,8 +237,8 @@ class SlotIntent(MultiTaskPipe):
         slot_logits, intent_logits = outputs
         slot_loss, d_slots = self._slot_loss(examples, slot_logits)
         intent_loss, d_intent = self._intent_loss(examples, intent_logits)
-        d_slots = [d * self.head_weight("slots") for d in d_slots]
-        d_intent = d_intent * self.head_weight("intent")
+        d_slots = [d * self.weights.head("slots") for d in d_slots]
+        d_intent = d_intent * self.weights.head("intent")
         return {"slots": slot_loss, "intent": intent_loss}, (d_slots, d_intent)
 
     def annotates(self, head: str, doc: Doc) -> bool:

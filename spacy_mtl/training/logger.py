@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Optional
 from spacy.language import Language
 from spacy.util import registry
 
-from .weighting import multitask_heads, multitask_pipes
+from ..weighting import multitask_heads, multitask_pipes
 
 
 @registry.loggers("spacy_mtl.ConsoleLogger.v1")

@@ -1,8 +1,14 @@
-"""Task loss weighting across components and heads.
+"""Task loss weighting, all of it: what a component multiplies each head's
+gradient by, what it sends the shared encoder, and the callback that sets
+the weights before every update.
 
 Every spacy-mtl component scales each head's gradient by
-`cfg["<head>_weight"]` before it reaches the shared encoder (with Adam a head's own update hardly depends on the scale of its loss; the
-balance of gradients at the encoder does). The callback here sets those
+`cfg["<head>_weight"]` before it reaches the shared encoder: with Adam a
+head's own update hardly depends on the scale of its loss, the balance of
+gradients at the encoder does. A component holds a HeadWeights, which
+applies the weights (times a per-batch doc scale with
+`weigh_docs_equally`), and measures and scales the gradient the component
+sends to the encoder. The callback (spacy_mtl.loss_weighting.v1) sets the
 weights before every update, as base weight (the component's config) x a
 factor from a strategy:
 
@@ -25,6 +31,107 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.util import registry
+
+
+class HeadWeights:
+    """A component's weighting of its heads' gradients, read from its cfg at
+    each use (the callback may change it between updates)."""
+
+    def __init__(self, cfg: Dict[str, Any]) -> None:
+        self.cfg = cfg
+        # The factor the component's gradient to the shared encoder is
+        # multiplied by (gradnorm sets it; the heads' own gradients are not
+        # scaled), and that gradient's norm before scaling in the latest
+        # update: None when that update had no gold for any head (its
+        # gradient was zero, no observation).
+        self.encoder_gradient_scale = 1.0
+        self.last_encoder_gradient_norm: Optional[float] = None
+        # With cfg["weigh_docs_equally"]: each head's factor for the batch
+        # being updated, and its running mean of docs with gold per batch.
+        self.batch_doc_scales: Dict[str, float] = {}
+        self.gold_docs_per_batch: Dict[str, RunningMean] = {}
+
+    def head(self, head: str) -> float:
+        """The factor of a head's gradient in the current batch: its
+        `cfg["<head>_weight"]`, times its doc scale."""
+        return self.encoder_share(head) * self.doc_scale(head)
+
+    def encoder_share(self, head: str) -> float:
+        """The head's configured weight alone: for a head whose own layers
+        take the doc scale and whose gradient to the encoder takes the
+        weight (ner_re's relations, whose scorer is a layer of its own)."""
+        return self.cfg[f"{head}_weight"]
+
+    def doc_scale(self, head: str) -> float:
+        return self.batch_doc_scales.get(head, 1.0)
+
+    def weighted_loss(self, head_losses: Dict[str, float]) -> float:
+        return sum(self.cfg[f"{head}_weight"] * loss for head, loss in head_losses.items())
+
+    def begin_batch(self, gold_docs: Dict[str, int]) -> None:
+        """Set the doc scales of a batch with `gold_docs` docs with gold per
+        head. A head's loss is a mean over its gold in the batch, so a doc
+        counts for more in a batch that holds few of its kind: in a mixed
+        stream, a batch with 1 doc of a corpus pulls as hard as one with 20.
+        Scaled by the batch's docs over their running mean, each doc counts
+        about the same in every batch, while a head's average gradient per
+        batch stays as large."""
+        self.batch_doc_scales = {}
+        if not self.cfg.get("weigh_docs_equally"):
+            return
+        for head, n_gold in gold_docs.items():
+            if n_gold:
+                mean = self.gold_docs_per_batch.setdefault(head, RunningMean())
+                self.batch_doc_scales[head] = n_gold / mean.update(n_gold)
+
+    def end_batch(self) -> None:
+        self.batch_doc_scales = {}
+
+    def scale_encoder_gradient(self, ops, d_outputs: List) -> None:
+        """Measure (adding to the norm of this update) and scale, in place,
+        the gradient a component sends to the encoder: one array per doc."""
+        arrays = [_encoder_gradient_array(d) for d in d_outputs]
+        squared = _sum_of_squares(ops, arrays)
+        self.last_encoder_gradient_norm = ((self.last_encoder_gradient_norm or 0.0) ** 2 + squared) ** 0.5
+        if self.encoder_gradient_scale != 1.0:
+            for array in arrays:
+                array *= self.encoder_gradient_scale
+
+
+class RunningMean:
+    """An exponential moving average, bias-corrected as Adam's moments are,
+    so that its first values are not pulled towards zero."""
+
+    def __init__(self, decay: float = 0.99) -> None:
+        self.decay = decay
+        self.average = 0.0
+        self.count = 0
+
+    def update(self, value: float) -> float:
+        """Add a value; the mean so far."""
+        self.count += 1
+        self.average = self.decay * self.average + (1.0 - self.decay) * value
+        return self.average / (1.0 - self.decay**self.count)
+
+
+def _sum_of_squares(ops, arrays: List) -> float:
+    """One dot product over all the docs' arrays: on a GPU, one small
+    operation per doc and a read-back each would cost more than the sum.
+    In float32, as a mixed-precision transformer's float16 squares overflow."""
+    if not arrays:
+        return 0.0
+    flat = ops.xp.concatenate([array.ravel() for array in arrays]).astype("float32", copy=False)
+    return float(flat @ flat)
+
+
+def _encoder_gradient_array(d_output):
+    """The array inside one doc's gradient to a listener: a transformer's
+    last hidden state, or a tok2vec's token vectors."""
+    model_output = getattr(d_output, "model_output", None)
+    if model_output is None:
+        return d_output
+    return model_output.last_hidden_state
+
 
 STRATEGIES = ("static", "uncertainty", "dwa", "gradnorm")
 
