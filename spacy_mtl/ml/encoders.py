@@ -18,8 +18,8 @@ from thinc.api import Model, to_numpy
 from thinc.types import ArgsKwargs
 from transformers.file_utils import ModelOutput
 
-from ..names import ENCODER_DROPOUT_KEY
 from ..compat import layer_forward, set_layer_forward, set_pytorch_transformer, torch_module
+from ..names import ENCODER_DROPOUT_KEY
 
 logger = logging.getLogger(__name__)
 

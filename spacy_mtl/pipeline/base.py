@@ -14,10 +14,9 @@ from thinc.api import Optimizer, set_dropout_rate
 from transformers.file_utils import ModelOutput
 
 from ..compat import listener_batch, set_listener_backprop
+from ..ml.optimizers import ScaledOptimizer
 from ..names import SCORED_BY_KEY
 from ..weighting import HeadWeights
-from ..ml.optimizers import ScaledOptimizer
-
 
 # The default encoder input of a component: a listener to the pipeline's
 # shared transformer, one vector per token (mean of its word pieces).
