@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..compat import pytorch_wrapper_forward
 from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
 from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
-from .casing import SENTENCE_START, casing_class
+from .casing import segment_casing_ids
 from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
 
@@ -197,8 +197,7 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
         if with_casing:
-            casing[s, : end - start] = [casing_class(token.text) for token in docs[i][start:end]]
-            casing[s, 0] += SENTENCE_START  # segments are sentences or windows
+            casing[s, : end - start] = segment_casing_ids(docs[i][start:end])
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
     outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)

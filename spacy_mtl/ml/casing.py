@@ -1,9 +1,13 @@
 """Token casing for heads over an uncased encoder: all-MiniLM-L6-v2 lowercases
 its input, so capitals (proper nouns, entity boundaries) never reach the heads
-unless they are given them beside the encoder's output."""
-from typing import Callable, List, Tuple
+unless they are given them beside the encoder's output.
 
-from spacy.tokens import Doc
+The casing classes are computed here for every head that reads them: the
+WithCasing layer (thinc, around any tok2vec) embeds those of each doc, the
+cascade's heads (one PyTorch module) those of each segment."""
+from typing import Callable, Iterable, List, Tuple
+
+from spacy.tokens import Doc, Token
 from spacy.util import registry
 from thinc.api import Model, uniform_init
 from thinc.types import Floats2d, Ints1d
@@ -35,6 +39,15 @@ def doc_casing_ids(doc: Doc) -> List[int]:
         casing_class(token.text) + (SENTENCE_START if token.i == 0 or (has_sents and token.is_sent_start) else 0)
         for token in doc
     ]
+
+
+def segment_casing_ids(tokens: Iterable[Token]) -> List[int]:
+    """Casing class per token of a segment (a sentence, or a window of a doc
+    without boundaries), its first token counted as a sentence start."""
+    ids = [casing_class(token.text) for token in tokens]
+    if ids:
+        ids[0] += SENTENCE_START
+    return ids
 
 
 @registry.architectures("spacy_mtl.WithCasing.v1")
