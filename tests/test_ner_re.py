@@ -442,3 +442,57 @@ def test_relations_only_trains_relations_on_gold_entities(conll04_sample, tmp_pa
     gold = {(i, *row) for i, doc in enumerate(references) for row in relation_rows(doc)}
     found = {(i, *row) for i, doc in enumerate(nlp.pipe(inputs)) for row in relation_rows(doc)}
     assert len(gold & found) > 0.8 * len(gold) and len(found - gold) < 0.2 * len(found)
+
+
+def all_pairs_within(entities, max_distance):
+    """candidate_pairs' pairs by the definition: every ordered pair, in order."""
+    return [
+        (head[0], head[1], tail[0], tail[1])
+        for head in entities
+        for tail in entities
+        if head[:2] != tail[:2] and max(head[0], tail[0]) - min(head[1], tail[1]) <= max_distance
+    ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_candidate_pairs_are_every_pair_within_reach_in_order(trained, seed):
+    pipe = trained[0].get_pipe("ner_re")
+    rng = numpy.random.default_rng(seed)
+    entities = []
+    for _ in range(int(rng.integers(0, 40))):  # overlapping, unsorted, of any length
+        start = int(rng.integers(0, 400))
+        entities.append((start, start + int(rng.integers(1, 12)), str(rng.choice(["Peop", "Loc", "Org"]))))
+    found = pipe.candidate_pairs(entities)[:, [0, 1, 3, 4]].tolist()
+    assert [tuple(row) for row in found] == all_pairs_within(entities, pipe.cfg["max_distance"])
+
+
+def test_candidate_pairs_grow_linearly_with_the_document(trained):
+    """Entities every 5 tokens: each has the same number within reach, so
+    ten times the document is about ten times the pairs, not a hundred."""
+    pipe = trained[0].get_pipe("ner_re")
+    counts = [len(pipe.candidate_pairs([(i, i + 2, "Peop") for i in range(0, n_tokens, 5)])) for n_tokens in (1_000, 10_000)]
+    assert 9.5 < counts[1] / counts[0] < 10.5
+
+
+def test_a_long_documents_pairs_are_scored_in_bounded_chunks(trained, monkeypatch):
+    """Beyond MAX_PAIRS_PER_CALL pairs, each call scores a bounded chunk over
+    the tokens its pairs cover, with the scores of one call."""
+    import spacy_mtl.pipeline.ner_re as ner_re_module
+
+    nlp = trained[0]
+    pipe = nlp.get_pipe("ner_re")
+    doc = nlp.make_doc(" ".join(["John Smith works for Acme in Boston ."] * 100))
+    tokvecs, _ = pipe.model.predict([doc])
+    # In order of position, as the entity head decodes them.
+    entities = sorted([(i, i + 2, "Peop") for i in range(0, len(doc), 8)] + [(i + 4, i + 5, "Org") for i in range(0, len(doc), 8)])
+    pairs = pipe.candidate_pairs(entities)
+    whole = pipe._relation_probs(tokvecs, [pairs])[0]
+    calls = []
+    scored_pairs = pipe._scored_pairs
+    monkeypatch.setattr(pipe, "_scored_pairs", lambda vecs, chunk: calls.append((len(vecs[0]), len(chunk[0]))) or scored_pairs(vecs, chunk))
+    monkeypatch.setattr(ner_re_module, "MAX_PAIRS_PER_CALL", 50)
+    chunked = pipe._relation_probs(tokvecs, [pairs])[0]
+    assert len(pairs) > 500 and len(calls) == -(-len(pairs) // 50)
+    assert max(n_pairs for _, n_pairs in calls) <= 50
+    assert max(n_tokens for n_tokens, _ in calls) < len(doc) / 4
+    numpy.testing.assert_allclose(chunked, whole, atol=1e-5)

@@ -1,4 +1,5 @@
 """`ner_re`: joint entity and relation extraction."""
+from bisect import bisect_left, bisect_right
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -20,6 +21,10 @@ from ..scoring import score_entities_relations
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
+
+# At most this many candidate pairs are scored in one call: a batch with more
+# (a long document) is scored doc by doc, in chunks of this many pairs.
+MAX_PAIRS_PER_CALL = 4096
 
 default_model_config = """
 [model]
@@ -218,15 +223,26 @@ class NerRe(MultiTaskPipe):
     # -- candidates -----------------------------------------------------------
 
     def candidate_pairs(self, entities: List[EntityTuple]) -> numpy.ndarray:
-        """Ordered pairs of distinct entities at most max_distance tokens apart."""
+        """Ordered pairs of distinct entities at most max_distance tokens
+        apart, heads in the order of `entities`, each head's tails too. The
+        tails are looked up in a window of the entities sorted by start, so
+        the cost grows with the entities times those within reach, not with
+        the square of a long document's entities."""
         type_ids = self.entity_type_ids
+        max_distance = self.cfg["max_distance"]
+        by_start = sorted(range(len(entities)), key=lambda i: entities[i][0])
+        starts = [entities[i][0] for i in by_start]
+        longest = max((end - start for start, end, _ in entities), default=0)
         rows = []
         for head in entities:
-            for tail in entities:
-                if head is tail or head[:2] == tail[:2]:
+            # A tail within reach starts at most max_distance after the head
+            # ends, and ends at most max_distance before it starts.
+            window = by_start[bisect_left(starts, head[0] - max_distance - longest) : bisect_right(starts, head[1] + max_distance)]
+            for tail in (entities[i] for i in sorted(window)):
+                if head[:2] == tail[:2]:
                     continue
                 gap = max(head[0], tail[0]) - min(head[1], tail[1])
-                if gap <= self.cfg["max_distance"]:
+                if gap <= max_distance:
                     rows.append((head[0], head[1], type_ids.get(head[2], 0), tail[0], tail[1], type_ids.get(tail[2], 0)))
         return numpy.asarray(rows, dtype="int32").reshape(-1, PAIR_COLUMNS)
 
@@ -257,11 +273,41 @@ class NerRe(MultiTaskPipe):
         return entities, list(zip(pairs, probs))
 
     def _relation_probs(self, tokvecs, pairs) -> List[numpy.ndarray]:
-        if not sum(len(p) for p in pairs):
+        n_pairs = sum(len(p) for p in pairs)
+        if not n_pairs:
             return [numpy.zeros((0, len(self.relation_labels)), dtype="float32") for _ in pairs]
+        if n_pairs <= MAX_PAIRS_PER_CALL:
+            return split_by_doc(numpy, self._scored_pairs(tokvecs, pairs), pairs)
+        probs = []
+        for group in _groups_of_pairs(pairs):
+            if len(group) == 1 and len(pairs[group[0]]) > MAX_PAIRS_PER_CALL:
+                probs.append(self._chunked_relation_probs(tokvecs[group[0]], pairs[group[0]]))
+            else:
+                group_pairs = [pairs[i] for i in group]
+                probs.extend(split_by_doc(numpy, self._scored_pairs([tokvecs[i] for i in group], group_pairs), group_pairs))
+        return probs
+
+    def _scored_pairs(self, tokvecs, pairs) -> numpy.ndarray:
         logits = self.model.get_ref("relation_head").predict((tokvecs, pairs))
-        probs = self.model.ops.to_numpy(self.model.ops.sigmoid(logits))
-        return split_by_doc(numpy, probs, pairs)
+        return self.model.ops.to_numpy(self.model.ops.sigmoid(logits))
+
+    def _chunked_relation_probs(self, vecs, pairs: numpy.ndarray) -> numpy.ndarray:
+        """A doc's relation scores, MAX_PAIRS_PER_CALL pairs at a time, each
+        chunk over the tokens its pairs cover: the features of a long
+        document's pairs never all exist at once. A pair's features are its
+        spans' tokens and those between them, so cutting the doc there
+        changes nothing but the offsets."""
+        chunks = []
+        for first in range(0, len(pairs), MAX_PAIRS_PER_CALL):
+            chunk = pairs[first : first + MAX_PAIRS_PER_CALL]
+            start = int(min(chunk[:, 0].min(), chunk[:, 3].min()))
+            end = int(max(chunk[:, 1].max(), chunk[:, 4].max()))
+            shifted = chunk.copy()
+            shifted[:, [0, 1, 3, 4]] -= start
+            chunks.append(self._scored_pairs([vecs[start:end]], [shifted]))
+        if not chunks:
+            return numpy.zeros((0, len(self.relation_labels)), dtype="float32")
+        return numpy.concatenate(chunks)
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
         entities, relations = predictions
@@ -391,3 +437,16 @@ class NerRe(MultiTaskPipe):
         validate_examples(examples, "NerRe.score")
         return self.scorer(examples, **kwargs)
 
+
+def _groups_of_pairs(pairs: List[numpy.ndarray]) -> List[List[int]]:
+    """Consecutive docs in groups of at most MAX_PAIRS_PER_CALL pairs; a doc
+    with more is a group of its own."""
+    groups: List[List[int]] = []
+    size = MAX_PAIRS_PER_CALL + 1
+    for i, doc_pairs in enumerate(pairs):
+        if size + len(doc_pairs) > MAX_PAIRS_PER_CALL:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += len(doc_pairs)
+    return groups
