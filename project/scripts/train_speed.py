@@ -9,7 +9,7 @@ transformer).
 
     python scripts/train_speed.py configs/all_trf.cfg --steps 16 --warmup 4
     python scripts/train_speed.py configs/all_trf.cfg --training.accumulate_gradient 1
-    python scripts/train_speed.py configs/all_gpu.cfg --gpu-id 0 --output metrics/train_speed_gpu.json
+    python scripts/train_speed.py configs/all_trf.cfg --gpu-id 0 --system.gpu_allocator pytorch
     python scripts/train_speed.py configs/all_trf.cfg --weights training/all_trf/model-last
     python scripts/train_speed.py configs/all_trf.cfg --profile metrics/train_steps.prof
     python scripts/train_speed.py configs/all_trf.cfg --steps 60 --warmup 0 --thinc-blis
