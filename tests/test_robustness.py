@@ -51,8 +51,8 @@ def outputs(all_in_one):
 def every_pair_outputs(all_in_one):
     """Each case's doc with a relation threshold of 0: every candidate pair of
     entities carries every relation label, so the checks on relations always
-    have some to check. The long document is left out: its pairs at threshold
-    0 would be millions."""
+    have some to check. The long document is left out: at threshold 0 its
+    relations would number about a million."""
     cases = {name: text for name, text in CASES.items() if name != "long_document"}
     ner_re = all_in_one.get_pipe("ner_re")
     ner_re.cfg["threshold"] = 0.0
