@@ -23,7 +23,8 @@ from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 # At most this many candidate pairs are scored in one call: a batch with more
-# (a long document) is scored doc by doc, in chunks of this many pairs.
+# is scored in groups of consecutive docs, a doc with more (a long document)
+# in chunks of this many pairs.
 MAX_PAIRS_PER_CALL = 4096
 
 default_model_config = """
@@ -273,17 +274,14 @@ class NerRe(MultiTaskPipe):
         return entities, list(zip(pairs, probs))
 
     def _relation_probs(self, tokvecs, pairs) -> List[numpy.ndarray]:
-        n_pairs = sum(len(p) for p in pairs)
-        if not n_pairs:
-            return [numpy.zeros((0, len(self.relation_labels)), dtype="float32") for _ in pairs]
-        if n_pairs <= MAX_PAIRS_PER_CALL:
-            return split_by_doc(numpy, self._scored_pairs(tokvecs, pairs), pairs)
         probs = []
         for group in _groups_of_pairs(pairs):
-            if len(group) == 1 and len(pairs[group[0]]) > MAX_PAIRS_PER_CALL:
-                probs.append(self._chunked_relation_probs(tokvecs[group[0]], pairs[group[0]]))
+            group_pairs = [pairs[i] for i in group]
+            if not sum(len(p) for p in group_pairs):
+                probs.extend(numpy.zeros((0, len(self.relation_labels)), dtype="float32") for _ in group)
+            elif len(group_pairs[0]) > MAX_PAIRS_PER_CALL:
+                probs.append(self._chunked_relation_probs(tokvecs[group[0]], group_pairs[0]))
             else:
-                group_pairs = [pairs[i] for i in group]
                 probs.extend(split_by_doc(numpy, self._scored_pairs([tokvecs[i] for i in group], group_pairs), group_pairs))
         return probs
 
@@ -292,7 +290,8 @@ class NerRe(MultiTaskPipe):
         return self.model.ops.to_numpy(self.model.ops.sigmoid(logits))
 
     def _chunked_relation_probs(self, vecs, pairs: numpy.ndarray) -> numpy.ndarray:
-        """A doc's relation scores, MAX_PAIRS_PER_CALL pairs at a time, each
+        """A doc's relation scores (it has more than MAX_PAIRS_PER_CALL
+        pairs), MAX_PAIRS_PER_CALL pairs at a time, each
         chunk over the tokens its pairs cover: the features of a long
         document's pairs never all exist at once. A pair's features are its
         spans' tokens and those between them, so cutting the doc there
@@ -305,8 +304,6 @@ class NerRe(MultiTaskPipe):
             shifted = chunk.copy()
             shifted[:, [0, 1, 3, 4]] -= start
             chunks.append(self._scored_pairs([vecs[start:end]], [shifted]))
-        if not chunks:
-            return numpy.zeros((0, len(self.relation_labels)), dtype="float32")
         return numpy.concatenate(chunks)
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
