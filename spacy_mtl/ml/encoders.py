@@ -107,38 +107,35 @@ def build_transformer(
     return model
 
 
-@registry.architectures("spacy_mtl.AllLayersTransformerModel.v1")
-def build_all_layers_transformer(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    split_by_length: Optional[int] = None,
-) -> Model:
-    """spacy_mtl.TransformerModel.v1 with all_layers = true."""
-    return build_transformer(
-        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config,
-        split_by_length, all_layers=True,
-    )
+def _builder_with(**setting) -> Callable[..., Model]:
+    """A builder with TransformerModel.v3's settings and split_by_length that
+    runs build_transformer with `setting` on: the two architectures below
+    keep their names for the configs and saved pipelines that use them."""
+
+    def build(
+        name: str,
+        get_spans: Callable,
+        tokenizer_config: dict = {},
+        transformer_config: dict = {},
+        mixed_precision: bool = False,
+        grad_scaler_config: dict = {},
+        split_by_length: Optional[int] = None,
+    ) -> Model:
+        return build_transformer(
+            name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config,
+            split_by_length, **setting,
+        )
+
+    build.__doc__ = f"spacy_mtl.TransformerModel.v1 with {', '.join(f'{k} = {v}' for k, v in setting.items())}."
+    return build
 
 
-@registry.architectures("spacy_mtl.DocDropoutTransformerModel.v1")
-def build_doc_dropout_transformer(
-    name: str,
-    get_spans: Callable,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    split_by_length: Optional[int] = None,
-) -> Model:
-    """spacy_mtl.TransformerModel.v1 with doc_dropout = true."""
-    return build_transformer(
-        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config,
-        split_by_length, doc_dropout=True,
-    )
+build_all_layers_transformer = registry.architectures(
+    "spacy_mtl.AllLayersTransformerModel.v1", func=_builder_with(all_layers=True)
+)
+build_doc_dropout_transformer = registry.architectures(
+    "spacy_mtl.DocDropoutTransformerModel.v1", func=_builder_with(doc_dropout=True)
+)
 
 
 def _set_transformer(model: Model, hf_model) -> None:
