@@ -141,9 +141,9 @@ HeadKey = str
 
 def multitask_pipes(nlp: Language) -> List[Tuple[str, Any]]:
     """(name, component) of every component with weighted heads: spacy-mtl's
-    components, known by that API (head_names, last_head_losses, the
-    encoder gradient's norm and scale)."""
-    return [(name, pipe) for name, pipe in nlp.pipeline if hasattr(pipe, "head_names") and hasattr(pipe, "last_head_losses")]
+    components, known by their HeadWeights (and head_names,
+    last_head_losses)."""
+    return [(name, pipe) for name, pipe in nlp.pipeline if isinstance(getattr(pipe, "weights", None), HeadWeights)]
 
 
 def multitask_heads(nlp: Language) -> List[Tuple[HeadKey, Any, str]]:
@@ -221,10 +221,10 @@ class LossWeighting:
             pipe.cfg[f"{head}_weight"] = self.base[key] * self.factors.get(key, 1.0) * self._scheduled(key, args.get("step", 0))
         if self.strategy == "gradnorm":
             pipes = multitask_pipes(nlp)
-            norms = {name: pipe.last_encoder_gradient_norm for name, pipe in pipes}
+            norms = {name: pipe.weights.last_encoder_gradient_norm for name, pipe in pipes}
             scales = self.update_encoder_gradient_scales(norms)
             for name, pipe in pipes:
-                pipe.encoder_gradient_scale = scales.get(name, 1.0)
+                pipe.weights.encoder_gradient_scale = scales.get(name, 1.0)
 
     def update_factors(self, losses: Dict[HeadKey, float], epoch: int) -> Dict[HeadKey, float]:
         """The strategy's factor per head, given the losses of the last step."""

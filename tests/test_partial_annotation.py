@@ -148,11 +148,11 @@ def test_heads_report_losses_only_for_batches_with_their_gold(tiny_bert, last_li
     nlp.initialize(lambda: examples_for(nlp, init_docs))
     update(nlp, examples_for(nlp, init_docs), Adam(0.001))
     assert set(pipe.last_head_losses) == annotated
-    assert pipe.last_encoder_gradient_norm > 0
+    assert pipe.weights.last_encoder_gradient_norm > 0
     words_only = [Doc(nlp.vocab, words=[t.text for t in d]) for d in init_docs]
     update(nlp, examples_for(nlp, words_only), Adam(0.001))
     assert pipe.last_head_losses == {}
-    assert pipe.last_encoder_gradient_norm is None  # a zero gradient is no observation
+    assert pipe.weights.last_encoder_gradient_norm is None  # a zero gradient is no observation
 
 
 @pytest.mark.parametrize("last", ["slot_intent", "ner_re", "cascade"])
@@ -240,9 +240,9 @@ def test_encoder_gradient_scale_reaches_the_encoder_only(tiny_bert, last_listene
     nlp, pipe, examples = updated_once(tiny_bert, last_listener_cases, name)
     results = {}
     for scale in (1.0, 2.5):
-        pipe.encoder_gradient_scale = scale
+        pipe.weights.encoder_gradient_scale = scale
         encoder, heads = gradients_of(nlp, pipe, examples)
-        results[scale] = (encoder, heads, pipe.last_encoder_gradient_norm)
+        results[scale] = (encoder, heads, pipe.weights.last_encoder_gradient_norm)
     assert_only_the_encoder_gradient_is_scaled(results)
 
 
@@ -284,11 +284,11 @@ def test_encoder_gradient_scale_reaches_a_tok2vec_encoder(snips_docs):
     update(nlp, examples, Adam(0.001))
     results = {}
     for scale in (1.0, 2.5):
-        pipe.encoder_gradient_scale = scale
+        pipe.weights.encoder_gradient_scale = scale
         clear_gradients(tok2vec)
         clear_gradients(pipe)
         nlp.update(examples, sgd=False, drop=0.0)
-        results[scale] = (own_gradient(tok2vec), own_gradient(pipe), pipe.last_encoder_gradient_norm)
+        results[scale] = (own_gradient(tok2vec), own_gradient(pipe), pipe.weights.last_encoder_gradient_norm)
     assert_only_the_encoder_gradient_is_scaled(results)
 
 
@@ -296,14 +296,14 @@ def test_gradnorm_sets_each_components_scale_from_batches_with_its_gold():
     nlp = spacy.blank("en")
     slot_intent, ner_re = nlp.add_pipe("slot_intent"), nlp.add_pipe("ner_re")
     weighting = LossWeighting("gradnorm", norm_decay=0.0)
-    slot_intent.last_head_losses, slot_intent.last_encoder_gradient_norm = {"slots": 1.0}, 1.0
-    ner_re.last_head_losses, ner_re.last_encoder_gradient_norm = {"relations": 1.0}, 4.0
+    slot_intent.last_head_losses, slot_intent.weights.last_encoder_gradient_norm = {"slots": 1.0}, 1.0
+    ner_re.last_head_losses, ner_re.weights.last_encoder_gradient_norm = {"relations": 1.0}, 4.0
     weighting(nlp, {"step": 0, "epoch": 0})
-    assert (slot_intent.encoder_gradient_scale, ner_re.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
+    assert (slot_intent.weights.encoder_gradient_scale, ner_re.weights.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
     # A batch without ner_re's gold (its zero gradient) is no observation.
-    ner_re.last_head_losses, ner_re.last_encoder_gradient_norm = {}, 0.0
+    ner_re.last_head_losses, ner_re.weights.last_encoder_gradient_norm = {}, 0.0
     weighting(nlp, {"step": 1, "epoch": 0})
-    assert (slot_intent.encoder_gradient_scale, ner_re.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
+    assert (slot_intent.weights.encoder_gradient_scale, ner_re.weights.encoder_gradient_scale) == pytest.approx((2.0, 0.5))
 
 
 @pytest.fixture(scope="module")

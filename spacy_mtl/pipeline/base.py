@@ -47,23 +47,6 @@ class MultiTaskPipe(TrainablePipe):
             self._weights = HeadWeights(self.cfg)
         return self._weights
 
-    # The loss weighting callback and logger read and set these.
-    @property
-    def encoder_gradient_scale(self) -> float:
-        return self.weights.encoder_gradient_scale
-
-    @encoder_gradient_scale.setter
-    def encoder_gradient_scale(self, value: float) -> None:
-        self.weights.encoder_gradient_scale = value
-
-    @property
-    def last_encoder_gradient_norm(self) -> Optional[float]:
-        return self.weights.last_encoder_gradient_norm
-
-    @last_encoder_gradient_norm.setter
-    def last_encoder_gradient_norm(self, value: Optional[float]) -> None:
-        self.weights.last_encoder_gradient_norm = value
-
     @property
     def head_names(self) -> List[str]:
         """The heads whose losses are weighted: those with a `<head>_weight`."""
@@ -143,7 +126,7 @@ class MultiTaskPipe(TrainablePipe):
             self._send_zero_gradients()
             head_losses = {head: 0.0 for head in self.head_names}
             self.last_head_losses = {}
-            self.last_encoder_gradient_norm = None
+            self.weights.last_encoder_gradient_norm = None
         # Every parameter that ever had a gradient steps, batch with gold or not
         # (Adam's momentum keeps moving it), as when the heads ran on every doc.
         if sgd is not None:
@@ -167,7 +150,7 @@ class MultiTaskPipe(TrainablePipe):
         self.last_head_losses = {head: loss for head, loss in head_losses.items() if gold_docs[head]}
         backprop(gradients)
         if not self.last_head_losses:
-            self.last_encoder_gradient_norm = None
+            self.weights.last_encoder_gradient_norm = None
         return head_losses
 
     def _examples_with_gold(self, examples: List[Example]) -> List[int]:
@@ -208,7 +191,7 @@ class MultiTaskPipe(TrainablePipe):
         `_encoder_gradient`, which measures and scales it. The upstream
         component hands each listener its callback before this update runs;
         a tok2vec listener's forward pass returns that callback itself."""
-        self.last_encoder_gradient_norm = None
+        self.weights.last_encoder_gradient_norm = None
         for node in self._waiting_listeners():
             set_listener_backprop(node, partial(self._encoder_gradient, listener_batch(node)[1]))
 

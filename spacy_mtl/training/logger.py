@@ -60,9 +60,9 @@ def write_head_lines(nlp: Language, info: Dict[str, Any], stdout) -> None:
         stdout.write("    heads: " + "; ".join(parts) + "\n")
     encoder_parts = []
     for name, pipe in multitask_pipes(nlp):
-        norm = pipe.last_encoder_gradient_norm
+        norm = pipe.weights.last_encoder_gradient_norm
         norm_text = "-" if norm is None else f"{norm:.3f}"
-        encoder_parts.append(f"{name} grad norm {norm_text} scale {pipe.encoder_gradient_scale:.3f}")
+        encoder_parts.append(f"{name} grad norm {norm_text} scale {pipe.weights.encoder_gradient_scale:.3f}")
     if encoder_parts:
         stdout.write("    encoder: " + "; ".join(encoder_parts) + "\n")
 
