@@ -5,6 +5,7 @@ import pytest
 from spacy.tokens import Doc
 
 from spacy_mtl.convert import read_slu
+from spacy_mtl.tiny_encoder import build_tiny_bert
 
 # Small synthetic corpora in the formats of SNIPS, UD English EWT, CoNLL-2000
 # and CoNLL04, written by fixtures/make_fixtures.py.
@@ -16,33 +17,6 @@ def read_snips(n: int) -> List[tuple]:
     folder = FIXTURES / "slu"
     columns = [(folder / name).read_text(encoding="utf8").split("\n")[:n] for name in ("seq.in", "seq.out", "label")]
     return [(words.split(), tags.split(), intent.strip()) for words, tags, intent in zip(*columns)]
-
-
-def build_tiny_bert(path: Path, sentences: List[str]) -> Path:
-    """A 2-layer, 32-wide random BERT with a WordPiece vocabulary trained on
-    the given sentences: real spacy-transformers code paths, in seconds."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(sentences, vocab_size=400, min_frequency=1)
-    wordpiece.save_model(str(path))
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=128)
-    tokenizer.save_pretrained(str(path))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

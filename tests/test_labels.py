@@ -16,7 +16,7 @@ from spacy_mtl.scoring import CHUNKS_KEY, SLOTS_KEY
 from spacy_mtl.training import MultiCorpus
 from spacy_mtl.pipeline.labels import initial_labels
 
-from conftest import build_tiny_bert
+from spacy_mtl.tiny_encoder import build_tiny_bert
 
 CONFIG = """
 [nlp]

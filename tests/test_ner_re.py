@@ -10,7 +10,7 @@ from thinc.util import has_cupy_gpu
 from spacy_mtl.convert import ConversionError, convert_relations, read_spert
 from spacy_mtl.relations import Relation
 
-from conftest import build_tiny_bert
+from spacy_mtl.tiny_encoder import build_tiny_bert
 from pipelines import TRF_MODEL, examples_for, train
 
 

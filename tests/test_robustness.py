@@ -4,7 +4,7 @@ import numpy
 import pytest
 import spacy
 
-from conftest import build_tiny_bert
+from spacy_mtl.tiny_encoder import build_tiny_bert
 from pipelines import TRF_MODEL, examples_for, train
 from spacy_mtl.convert import read_spert
 from spacy_mtl.trees import find_cycle

@@ -11,7 +11,7 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Config
 
-from conftest import build_tiny_bert
+from spacy_mtl.tiny_encoder import build_tiny_bert
 from pipelines import load_project_script
 from spacy_mtl.training import LossWeighting, MultiCorpus
 

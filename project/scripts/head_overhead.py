@@ -32,6 +32,8 @@ from spacy.training.loop import create_train_batches
 from spacy.util import load_config, registry, resolve_dot_names
 
 from spacy_mtl.benchmark import device_info
+from spacy_mtl.tiny_encoder import build_tiny_bert
+from train_speed import take_step
 
 DEV_SETS = ["corpus/snips_dev.spacy", "corpus/conll04_dev.spacy", "corpus/ewt_dev.spacy", "corpus/conll2000_dev.spacy"]
 TRF_LISTENER = {
@@ -40,27 +42,6 @@ TRF_LISTENER = {
     "upstream": "*",
     "pooling": {"@layers": "reduce_mean.v1"},
 }
-
-
-def build_tiny_bert(path: Path, sentences: List[str]) -> Path:
-    """A 2-layer, 32-wide random BERT with a WordPiece vocabulary trained on
-    the sentences."""
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(sentences, vocab_size=8000, min_frequency=2)
-    wordpiece.save_model(str(path))
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
-    tokenizer.save_pretrained(str(path))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(path))
-    return path
 
 
 def dev_texts(n_words: int) -> List[str]:
@@ -156,19 +137,20 @@ class EncoderClock:
         model.begin_update = timed_begin_update
 
 
-def training(nlp, batches: List[List[Example]], warmup: int, optimizer_config: dict) -> Dict[str, float]:
-    """Steps as spacy train takes them: every component's update, then every
-    optimizer step."""
-    optimizer = registry.resolve({"optimizer": optimizer_config})["optimizer"]
+def training(nlp, batches: List[List[Example]], warmup: int, training_config: dict) -> Dict[str, float]:
+    """Steps as spacy train takes them (train_speed.take_step), on the
+    config's optimizer, dropout and gradient accumulation."""
+    T = {
+        "optimizer": registry.resolve({"optimizer": training_config["optimizer"]})["optimizer"],
+        "dropout": training_config["dropout"],
+        "accumulate_gradient": training_config["accumulate_gradient"],
+    }
     clock = EncoderClock(nlp)
     steps, outside = [], []
     for i, batch in enumerate(batches):
         clock.seconds = 0.0
         start = time.perf_counter()
-        nlp.update(batch, sgd=False, drop=0.1)
-        for _, component in nlp.pipeline:
-            if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
-                component.finish_update(optimizer)
+        take_step(nlp, batch, T)
         seconds = time.perf_counter() - start
         if i >= warmup:
             steps.append(seconds)
@@ -190,7 +172,7 @@ def main(
 ) -> None:
     texts = dev_texts(n_words)
     with tempfile.TemporaryDirectory() as tmp:
-        bert = build_tiny_bert(Path(tmp), texts)
+        bert = build_tiny_bert(Path(tmp), texts, vocab_size=8000, min_frequency=2, max_length=512)
         ours = all_in_one(config_path, bert)
         config = ours.config.interpolate()
         train_corpus, = resolve_dot_names(config, [config["training"]["train_corpus"]])
@@ -202,7 +184,7 @@ def main(
         for name, nlp in pipelines.items():
             typer.echo(f"{name}: training ...", err=True)
             own_batches = [[Example(nlp.make_doc(eg.reference.text), eg.reference) for eg in batch] for batch in batches]
-            figures = {"training": training(nlp, own_batches, warmup, config["training"]["optimizer"])}
+            figures = {"training": training(nlp, own_batches, warmup, config["training"])}
             typer.echo(f"{name}: inference ...", err=True)
             figures.update({f"batch_{size}": inference(nlp, texts, int(size), runs) for size in batch_sizes.split(",")})
             result["pipelines"][name] = figures
