@@ -3,9 +3,9 @@ chunk tags) and a biaffine dependency parser (Dozat and Manning 2017), each
 level reading a chosen encoder layer or a learned mix of layers, and the soft
 label embeddings p(labels) @ E of the levels below it (Hashimoto et al. 2017).
 
-The heads (cascade_heads.py, one PyTorch module) run on sentence segments: every level sees the padded
-(segments, tokens, features) batch, so the parser's arc scores are
-(tokens x tokens) per sentence, never per document."""
+The heads (cascade_heads.py, one PyTorch module) run on sentence segments:
+every level sees the padded (segments, tokens, features) batch, so the
+parser's arc scores are (tokens x tokens) per sentence, never per document."""
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy
