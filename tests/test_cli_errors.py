@@ -4,7 +4,7 @@ import json
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
@@ -25,7 +25,7 @@ def files(tmp_path_factory):
     (root / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     nlp = spacy.blank("en")
     nlp.to_disk(root / "blank")
-    DocBin(docs=[Doc(nlp.vocab, words=["a"])][:0]).to_disk(root / "no_docs.spacy")
+    DocBin().to_disk(root / "no_docs.spacy")
     nlp.to_disk(root / "damaged_config")
     (root / "damaged_config" / "config.cfg").write_text("[nlp\nlang = ")
     textcat = nlp.add_pipe("textcat")

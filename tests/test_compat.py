@@ -6,15 +6,14 @@ import pytest
 import spacy
 import srsly
 import torch
+from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc, DocBin
+from spacy_transformers.layers import TransformerListener
 from thinc.api import Adam, Model, PyTorchWrapper
 from thinc.shims import PyTorchShim
 
-from spacy.pipeline.tok2vec import Tok2VecListener
-from spacy_transformers.layers import TransformerListener
-
-from spacy_mtl import compat
 from pipelines import TRF_MODEL, examples_for
+from spacy_mtl import compat
 
 LISTENERS = (TransformerListener, Tok2VecListener)
 TOK2VEC_LISTENER = {
