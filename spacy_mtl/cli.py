@@ -221,6 +221,46 @@ def render_command(
     msg.good(f"Rendered {len(inputs)} docs to {output}")
 
 
+@app.command("annotate")
+def annotate_command(
+    model: str = typer.Argument(..., help="A trained pipeline (folder or installed package name)"),
+    input_path: Path = typer.Argument(..., help="A text file (a document a line), JSON Lines, Parquet, or a folder of them"),
+    output: Path = typer.Argument(..., help="Output folder: shards, manifest.jsonl, errors.jsonl"),
+    engine: str = typer.Option("local", help="local (this process) or ray (Ray Data actors)"),
+    address: str = typer.Option(None, help="Ray cluster to use (default: start one on this machine, on 127.0.0.1)"),
+    num_actors: int = typer.Option(1, help="Ray actors, each with its own copy of the pipeline"),
+    cpus_per_actor: float = typer.Option(1, help="CPUs (and PyTorch threads) per Ray actor"),
+    gpus_per_actor: float = typer.Option(0, help="GPUs per Ray actor"),
+    gpu_id: int = typer.Option(-1, help="GPU of the local engine (-1: CPU)"),
+    batch_size: int = typer.Option(64, help="Documents per nlp.pipe batch"),
+    shard_size: int = typer.Option(1000, help="Input lines (rows) per shard: the unit of output and of resumption"),
+    text_field: str = typer.Option("text", help="The field of a JSON Lines or Parquet record that holds the text"),
+    output_field: str = typer.Option("annotations", help="The field the annotations are added under (JSON Lines)"),
+    output_format: str = typer.Option("jsonl", "--format", help="jsonl (records with annotations) or docbin (.spacy)"),
+) -> None:
+    """Annotate a corpus: each record of the input with the pipeline's
+    annotations (cats, slots, entities, relations, tags, POS, chunks, heads
+    and labels), in shard files. Started again with the same arguments, a
+    job skips the shards it finished; invalid records go to errors.jsonl."""
+    from .annotate import annotate
+
+    with user_errors():
+        summary = annotate(
+            model, input_path, output, engine=engine, address=address, num_actors=num_actors,
+            cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor, gpu_id=gpu_id, batch_size=batch_size,
+            shard_size=shard_size, text_field=text_field, output_field=output_field, output_format=output_format,
+            log=msg.info,
+        )
+    words_per_second = summary["words_this_run"] / max(summary["seconds"], 1e-9)
+    msg.good(
+        f"records in {summary['records']} = annotated {summary['annotated']} + rejected {summary['rejected']}; "
+        f"{summary['words']} words; this run {summary['words_this_run']} words in {summary['seconds']:.1f} s "
+        f"({words_per_second:.0f} words/s)"
+    )
+    if summary["rejected"]:
+        msg.warn(f"{summary['rejected']} rejected record(s), each with its file, line and reason: {summary['errors_file']}")
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a result file, making its folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,16 @@ def first_line(err: BaseException) -> str:
 
 def load_pipeline(model: Union[str, Path]) -> Language:
     """spacy.load, with a one-line InputError for a missing or damaged pipeline."""
+    check_pipeline(model)
+    try:
+        return spacy.load(model)
+    except Exception as err:  # missing or truncated weights, an unknown factory, ...
+        raise InputError(f"{model}: the pipeline cannot be loaded ({type(err).__name__}: {first_line(err)})") from err
+
+
+def check_pipeline(model: Union[str, Path]) -> None:
+    """An InputError unless `model` is a pipeline folder with a readable
+    config or an installed pipeline package (the weights are not read)."""
     path = Path(model)
     if path.is_dir():
         config_path = path / "config.cfg"
@@ -33,10 +43,6 @@ def load_pipeline(model: Union[str, Path]) -> Language:
             raise InputError(f"{config_path}: damaged config ({first_line(err)})") from err
     elif not spacy.util.is_package(str(model)):
         raise InputError(f"{model}: no such pipeline folder or installed pipeline package")
-    try:
-        return spacy.load(model)
-    except Exception as err:  # missing or truncated weights, an unknown factory, ...
-        raise InputError(f"{model}: the pipeline cannot be loaded ({type(err).__name__}: {first_line(err)})") from err
 
 
 def read_docbin(path: Path, vocab: Vocab) -> List[Doc]:

@@ -18,3 +18,6 @@ ENCODER_DROPOUT_KEY = "spacy_mtl.encoder_dropout"
 # The names of the components whose gold a doc's reference holds (set by a
 # `predict_scored_only` MultiCorpus): the others leave the doc unannotated.
 SCORED_BY_KEY = "spacy_mtl.scored_by"
+# An annotated doc's input record, without its text (`spacy-mtl annotate
+# --format docbin`).
+RECORD_KEY = "spacy_mtl.record"

@@ -71,3 +71,26 @@ def conll04_sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("conll04") / "sample.json"
     out.write_text(json.dumps(sentences))
     return out, sentences
+
+
+@pytest.fixture(scope="session")
+def all_in_one_path(tmp_path_factory, snips_docs, conll04_sample, cascade_docs) -> Path:
+    """slot_intent, ner_re and cascade on one tiny transformer, trained a few
+    epochs on docs that each annotate some of the tasks; saved."""
+    import spacy
+
+    from pipelines import TRF_MODEL, examples_for, train
+    from spacy_mtl.convert import read_spert
+
+    path, _ = conll04_sample
+    docs = snips_docs[:20] + list(read_spert(path))[:20] + cascade_docs
+    bert = build_tiny_bert(tmp_path_factory.mktemp("all_in_one_bert"), [doc.text for doc in docs])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(bert)}})
+    nlp.add_pipe("slot_intent")
+    nlp.add_pipe("ner_re")
+    nlp.add_pipe("cascade")
+    train(nlp, examples_for(nlp, docs), n_epochs=3)
+    model = tmp_path_factory.mktemp("all_in_one") / "model"
+    nlp.to_disk(model)
+    return model

@@ -62,6 +62,16 @@ MISTAKES = {
     "render {root}/blank {root}/not_docbin.spacy {root}/out.html": "not_docbin.spacy: not a .spacy (DocBin) file",
     "render {root}/damaged_config hello {root}/out.html": "damaged_config/config.cfg: damaged config",
     "validate {root}/missing.conllu": "missing.conllu: no such file or folder",
+    "annotate {root}/missing_model {root}/latin1.txt {root}/out": "missing_model: no such pipeline",
+    "annotate {root}/damaged_config {root}/latin1.txt {root}/out": "damaged_config/config.cfg: damaged config",
+    "annotate {root}/damaged_weights {root}/latin1.txt {root}/out": "damaged_weights: the pipeline cannot be loaded",
+    "annotate {root}/blank {root}/missing.jsonl {root}/out": "missing.jsonl: no such file or folder",
+    "annotate {root}/blank {root}/empty.txt {root}/out": "empty.txt: holds no records",
+    "annotate {root}/blank {root}/empty_slu {root}/out": "empty_slu: no input files",
+    "annotate {root}/blank {root}/latin1.txt {root}/out --engine spark": "engine 'spark': unknown (known: local, ray)",
+    "annotate {root}/blank {root}/latin1.txt {root}/out --format csv": "format 'csv': unknown (known: jsonl, docbin)",
+    "annotate {root}/blank {root}/latin1.txt {root}/out --shard-size 0": "shard size 0: must be at least 1",
+    "annotate {root}/blank {root}/latin1.txt {root}/out --engine ray --num-actors 0": "number of actors 0: must be",
 }
 
 
@@ -72,7 +82,7 @@ def test_a_mistake_is_one_line_and_exit_code_1(files, command):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     assert MISTAKES[command] in " ".join(result.output.split())
-    assert not any((files / name).exists() for name in ("out.spacy", "out.json", "out.html"))
+    assert not any((files / name).exists() for name in ("out.spacy", "out.json", "out.html", "out"))
 
 
 def test_the_same_commands_work_on_good_input(files, tmp_path):

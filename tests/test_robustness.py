@@ -4,9 +4,6 @@ import numpy
 import pytest
 import spacy
 
-from spacy_mtl.tiny_encoder import build_tiny_bert
-from pipelines import TRF_MODEL, examples_for, train
-from spacy_mtl.convert import read_spert
 from spacy_mtl.trees import find_cycle
 
 pytestmark = pytest.mark.slow  # trains a pipeline of all three components
@@ -26,19 +23,8 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def all_in_one(tmp_path_factory, snips_docs, conll04_sample, cascade_docs):
-    """slot_intent, ner_re and cascade on one tiny transformer, trained a few
-    epochs on docs that each annotate some of the tasks."""
-    path, _ = conll04_sample
-    docs = snips_docs[:20] + list(read_spert(path))[:20] + cascade_docs
-    bert = build_tiny_bert(tmp_path_factory.mktemp("bert"), [doc.text for doc in docs])
-    nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {**TRF_MODEL, "name": str(bert)}})
-    nlp.add_pipe("slot_intent")
-    nlp.add_pipe("ner_re")
-    nlp.add_pipe("cascade")
-    train(nlp, examples_for(nlp, docs), n_epochs=3)
-    return nlp
+def all_in_one(all_in_one_path):
+    return spacy.load(all_in_one_path)
 
 
 @pytest.fixture(scope="module")
