@@ -7,8 +7,10 @@ and stopped after it, on the loopback address only: Ray otherwise listens on
 and connects through the machine's network address."""
 import json
 import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ..inputs import InputError
 from .job import ShardAnnotator
@@ -85,11 +87,30 @@ def run_ray(
     elif started_here:
         ray.init(address=address)
     try:
-        _map_shards(ray, pending, settings, output_dir, manifest, batch_size, num_actors, cpus_per_actor,
-                    gpus_per_actor)
+        with _sigterm_as_exit():
+            _map_shards(ray, pending, settings, output_dir, manifest, batch_size, num_actors, cpus_per_actor,
+                        gpus_per_actor)
     finally:
         if started_here:
             ray.shutdown()
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """A terminated job still stops the Ray instance it started (the
+    default SIGTERM ends Python without running `finally`)."""
+    def exit_(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, exit_)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _map_shards(ray, pending, settings, output_dir, manifest, batch_size, num_actors, cpus_per_actor, gpus_per_actor):
