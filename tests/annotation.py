@@ -1,5 +1,9 @@
 """Inputs and readers for the tests of `spacy-mtl annotate`."""
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import List
 
@@ -72,3 +76,15 @@ def done_shards(folder: Path) -> int:
 
 def shard_bytes(folder: Path) -> dict:
     return {path.name: path.read_bytes() for path in sorted(folder.glob("part-*"))}
+
+
+def kill_after(command: List[str], output: Path, n_shards: int) -> None:
+    """Start an annotation command, and kill it (SIGKILL) once it has
+    finished n_shards shards."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while done_shards(output) < n_shards and process.poll() is None:
+            time.sleep(0.01)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()

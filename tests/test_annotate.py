@@ -2,17 +2,15 @@
 nlp.pipe, every input kind, bad records reported and counted, and a job that
 resumes where it stopped."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import spacy
 
 from annotation import (
-    BAD_LINES, corpus_texts, done_shards, expected_output, read_docbin_output, read_output, shard_bytes, write_corpus,
+    BAD_LINES, corpus_texts, done_shards, expected_output, kill_after, read_docbin_output, read_output, shard_bytes,
+    write_corpus,
 )
 from spacy_mtl.annotate import annotate, doc_annotations
 from spacy_mtl.annotate.manifest import MANIFEST_NAME
@@ -120,13 +118,7 @@ def test_a_killed_job_resumes_to_the_output_of_an_uninterrupted_one(all_in_one_p
     out = tmp_path / "out"
     command = [sys.executable, "-m", "spacy_mtl", "annotate", str(all_in_one_path), str(source), str(out),
                "--shard-size", "40"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while done_shards(out) < 2 and process.poll() is None:
-            time.sleep(0.01)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_after(command, out, 2)
     n_shards = -(-len(source.read_bytes().splitlines()) // 40)
     assert 2 <= done_shards(out) < n_shards
     result = subprocess.run(command, capture_output=True, text=True)

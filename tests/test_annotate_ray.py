@@ -4,16 +4,14 @@ local engine, bad records reported, order kept, a killed job resumed."""
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import spacy
 import torch
 
-from annotation import BAD_LINES, corpus_texts, done_shards, expected_output, read_output, shard_bytes, write_corpus
+from annotation import BAD_LINES, corpus_texts, done_shards, expected_output, kill_after, read_output, shard_bytes, write_corpus
 from spacy_mtl.annotate import annotate
 from spacy_mtl.annotate.ray_engine import start_local_ray
 
@@ -83,13 +81,7 @@ def test_a_killed_ray_job_resumes_to_the_output_of_an_uninterrupted_one(
     address = ray_instance.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "spacy_mtl", "annotate", str(all_in_one_path), str(source), str(out),
                "--engine", "ray", "--address", address, "--num-actors", "2", "--shard-size", "20"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while done_shards(out) < 2 and process.poll() is None:
-            time.sleep(0.01)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_after(command, out, 2)
     n_shards = -(-len(source.read_bytes().splitlines()) // 20)
     assert 2 <= done_shards(out) < n_shards
     run(all_in_one_path, source, out, engine="ray", num_actors=2, shard_size=20)

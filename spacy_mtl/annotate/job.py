@@ -77,12 +77,10 @@ def annotate(
 ) -> Dict[str, Any]:
     """Annotate every record of input_path with the pipeline, into shard
     files in output_dir; skip the shards a previous run of the same job
-    finished. Returns the job's totals."""
-    _check_choice("engine", engine, ENGINES)
-    _check_choice("format", output_format, tuple(OUTPUT_FORMATS))
-    for what, value in (("batch size", batch_size), ("number of actors", num_actors)):
-        if value < 1:
-            raise InputError(f"{what} {value}: must be at least 1")
+    finished. Returns the job's totals, and the time and words of this run
+    (start-up included)."""
+    start = time.perf_counter()
+    _check_arguments(engine, output_format, batch_size, num_actors)
     check_pipeline(model)
     files = input_files(input_path)
     tasks = plan_shards(files, shard_size)
@@ -97,7 +95,6 @@ def annotate(
     pending = [task for task in tasks if task.index not in manifest.done]
     log(f"{len(files)} input file(s), {len(tasks)} shard(s) of up to {shard_size} records; "
         f"{len(tasks) - len(pending)} already done, {len(pending)} to do ({engine} engine)")
-    start = time.perf_counter()
     if pending and nlp is not None:
         _run_local(ShardAnnotator(settings, str(output_dir), batch_size, nlp), pending, manifest, progress)
     elif pending:
@@ -152,6 +149,10 @@ def _model_name(model: str) -> str:
     return str(path.resolve()) if path.exists() else str(model)
 
 
-def _check_choice(what: str, value: str, known: tuple) -> None:
-    if value not in known:
-        raise InputError(f"{what} '{value}': unknown (known: {', '.join(known)})")
+def _check_arguments(engine: str, output_format: str, batch_size: int, num_actors: int) -> None:
+    for what, value, known in (("engine", engine, ENGINES), ("format", output_format, tuple(OUTPUT_FORMATS))):
+        if value not in known:
+            raise InputError(f"{what} '{value}': unknown (known: {', '.join(known)})")
+    for what, number in (("batch size", batch_size), ("number of actors", num_actors)):
+        if number < 1:
+            raise InputError(f"{what} {number}: must be at least 1")
