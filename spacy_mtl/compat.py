@@ -19,7 +19,7 @@ from thinc.util import xp2torch
 __all__ = [
     "listener_batch", "set_listener_backprop", "layer_forward", "set_layer_forward",
     "torch_module", "pytorch_wrapper_forward", "use_params_with_averages",
-    "msgpack_decoders_looked_up_once", "set_pytorch_transformer",
+    "msgpack_decoders_looked_up_once", "set_pytorch_transformer", "finish_update_at_once",
 ]
 
 
@@ -118,6 +118,31 @@ def use_params_with_averages(shim: PyTorchShim, params: Dict[Any, Any]):
 
 THINC_USE_PARAMS = PyTorchShim.use_params
 PyTorchShim.use_params = use_params_with_averages
+
+
+# -- One optimizer step per PyTorch module (a replaced method)
+# `PyTorchShim.finish_update` calls the optimizer once per parameter,
+# converting each parameter and gradient to an array and back: for MiniLM,
+# 100 calls a step, each a handful of small operations. An optimizer with a
+# `step_torch_module` method (spacy_mtl.FusedAdam.v1) steps all of a
+# module's parameters at once; any other optimizer gets thinc's loop. The
+# shim's `_grad_scaler` says whether a mixed-precision gradient overflowed
+# (the step is then skipped, as thinc skips it).
+
+
+def finish_update_at_once(shim: PyTorchShim, optimizer: Any) -> None:
+    """`PyTorchShim.finish_update`, with a whole-module step where the
+    optimizer has one."""
+    step = getattr(optimizer, "step_torch_module", None)
+    if step is None:
+        THINC_FINISH_UPDATE(shim, optimizer)
+        return
+    step(shim.id, torch_module(shim), skip=shim._grad_scaler.found_inf)
+    shim._grad_scaler.update()
+
+
+THINC_FINISH_UPDATE = PyTorchShim.finish_update
+PyTorchShim.finish_update = finish_update_at_once
 
 
 # -- srsly's msgpack decoders (a method replaced for a block)

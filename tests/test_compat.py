@@ -67,6 +67,20 @@ def test_a_pytorch_shim_holds_its_module():
     assert compat.torch_module(PyTorchWrapper(module).shims[0]) is module, message
 
 
+def test_a_pytorch_shim_steps_through_finish_update_with_a_grad_scaler():
+    """finish_update_at_once replaces PyTorchShim.finish_update and reads
+    the shim's _grad_scaler; with thinc's Adam it is thinc's loop."""
+    module = torch.nn.Linear(2, 3)
+    shim = PyTorchShim(module)
+    message = "thinc's PyTorchShim changed finish_update or _grad_scaler: see finish_update_at_once in spacy_mtl/compat.py"
+    assert PyTorchShim.finish_update is compat.finish_update_at_once, message
+    assert isinstance(shim._grad_scaler.found_inf, bool), message
+    module.weight.grad = torch.ones_like(module.weight)
+    before = module.weight.detach().clone()
+    shim.finish_update(Adam(0.1))
+    assert not torch.equal(module.weight.detach(), before) and not module.weight.grad.any(), message
+
+
 def test_pytorch_wrapper_forward_is_the_wrappers_forward():
     module = torch.nn.Linear(2, 3)
     wrapper = PyTorchWrapper(module)

@@ -155,6 +155,7 @@ ENTRY_POINT_GROUPS = {
     "spacy_callbacks": "callbacks",
     "spacy_loggers": "loggers",
     "spacy_misc": "misc",
+    "thinc_optimizers": "optimizers",
 }
 
 

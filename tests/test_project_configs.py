@@ -46,6 +46,7 @@ def test_gpu_run_is_the_cpu_config_with_gpu_settings(tiny_bert):
         "system.gpu_allocator": "pytorch",
         "components.transformer.model.mixed_precision": True,
         "components.cascade.model.mixed_precision": True,
+        "training.optimizer.@optimizers": "spacy_mtl.FusedAdam.v1",
     }
     path = CONFIGS[0].parent / "all_trf.cfg"
     cpu, gpu = load_config(path), load_config(path, overrides=overrides)
@@ -54,3 +55,8 @@ def test_gpu_run_is_the_cpu_config_with_gpu_settings(tiny_bert):
     gpu["components"]["transformer"]["model"]["name"] = str(tiny_bert)
     nlp = load_model_from_config(gpu, auto_fill=True, validate=True)
     assert nlp.config["components"]["cascade"]["model"]["mixed_precision"] is True
+    from spacy.util import registry
+    from spacy_mtl.ml.optimizers import FusedAdam
+
+    optimizer = registry.resolve({"optimizer": gpu.interpolate()["training"]["optimizer"]})["optimizer"]
+    assert isinstance(optimizer, FusedAdam) and optimizer.grad_clip == 1.0
