@@ -100,19 +100,24 @@ def test_the_gradients_are_zeroed_and_an_overflowed_step_is_skipped():
 
 @pytest.mark.slow
 def test_a_pipeline_trains_as_with_thincs_adam(tiny_bert, snips_docs):
-    """The shared transformer and the heads after 6 steps of slot_intent
-    training: FusedAdam's weights are Adam's, and so are the predictions."""
-    trained = []
+    """The shared transformer after 6 steps of slot_intent training moves as
+    with thinc's Adam (Adam's steps are sign-like where a gradient is near
+    zero, so single weights may differ by a rounding; the whole change may
+    not), and predicts the same."""
+    trained, initial = [], None
     for create_optimizer in (Adam, create_fused_adam):
         fix_random_seed(0)
         nlp = make_nlp(tiny_bert)
         examples = examples_for(nlp, snips_docs[:30])
         nlp.initialize(lambda: examples)
+        initial = encoder_weights(nlp)
         optimizer = create_optimizer(learn_rate=0.003)
         for step in range(6):
             update(nlp, examples[5 * step : 5 * step + 5], optimizer)
         trained.append(nlp)
-    numpy.testing.assert_allclose(encoder_weights(trained[1]), encoder_weights(trained[0]), rtol=1e-4, atol=5e-6)
+    adam_change = encoder_weights(trained[0]) - initial
+    difference = encoder_weights(trained[1]) - encoder_weights(trained[0])
+    assert numpy.linalg.norm(difference) < 1e-3 * numpy.linalg.norm(adam_change)
     texts = [doc.text for doc in snips_docs[30:40]]
     for adam_doc, fused_doc in zip(*(list(nlp.pipe(texts)) for nlp in trained)):
         assert [(s.start, s.end, s.label_) for s in fused_doc.spans["slots"]] == [
