@@ -295,3 +295,21 @@ def test_parser_gradients_repeat_exactly_on_several_threads():
         assert all(torch.equal(first, label_head_gradient()) for _ in range(20))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_label_scores_are_the_same_in_training_and_in_inference():
+    """The parser's label scores: einsum where a gradient is needed, torch's
+    bilinear (faster forward) where none is."""
+    import torch
+
+    from spacy_mtl.ml.biaffine import _label_bilinear
+
+    torch.manual_seed(0)
+    dep, head = torch.randn(40, 16), torch.randn(40, 16)
+    weight = torch.randn(7, 16, 16, requires_grad=True)
+    trained = _label_bilinear(dep, weight, head)
+    assert trained.requires_grad
+    with torch.no_grad():
+        inferred = _label_bilinear(dep, weight, head)
+    assert inferred.shape == (40, 7)
+    torch.testing.assert_close(inferred, trained.detach(), rtol=1e-5, atol=1e-5)
