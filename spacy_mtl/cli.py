@@ -261,6 +261,92 @@ def annotate_command(
         msg.warn(f"{summary['rejected']} rejected record(s), each with its file, line and reason: {summary['errors_file']}")
 
 
+@app.command("affinity", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def affinity_command(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="A training config with several heads on one transformer"),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for affinity.json and affinity.png"),
+    steps: int = typer.Option(200, help="Training steps to take"),
+    every: int = typer.Option(20, help="Measure before every this many steps' update"),
+    lookahead_rate: float = typer.Option(0.01, help="Learning rate of the lookahead SGD step on one head's gradient"),
+    max_groups: int = typer.Option(3, help="Suggest groupings into 2 .. this many groups"),
+    gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
+) -> None:
+    """Inter-task affinity (Fifty et al. 2021) of every pair of heads while
+    the config trains: how much a step on one head's gradient changes each
+    head's loss (Z_i->j = 1 - L_j(after) / L_j(before)), the cosine of their
+    gradients at the transformer, and the partition of the heads into groups
+    with the most affinity within them. Config overrides as for spacy train
+    (--paths.train ...)."""
+    import json
+
+    from spacy.cli._util import parse_config_overrides
+    from tqdm import tqdm
+
+    from .affinity import affinity_from_config, best_grouping
+
+    with user_errors():
+        if not config_path.is_file():
+            raise InputError(f"{config_path}: file not found")
+        for what, value in (("steps", steps), ("every", every)):
+            if value < 1:
+                raise InputError(f"{what} {value}: must be at least 1")
+        with tqdm(total=steps, unit="step", desc="Training with affinity") as bar:
+            result = affinity_from_config(config_path, parse_config_overrides(ctx.args), steps=steps, every=every,
+                                          lookahead_rate=lookahead_rate, gpu_id=gpu_id,
+                                          progress=lambda step: bar.update(1))
+        heads = result["heads"]
+        result["groupings"] = {}
+        for n_groups in range(2, min(max_groups, len(heads)) + 1):
+            groups, score = best_grouping(heads, result["lookahead"], n_groups)
+            result["groupings"][n_groups] = {"groups": groups, "within_group_affinity": score}
+        write_text(output / "affinity.json", json.dumps(result, indent=2) + "\n")
+    _print_matrix("lookahead affinity Z (row: the head stepped; column: the head whose loss changed)", heads,
+                  result["lookahead"], "{:+.4f}")
+    _print_matrix("gradient cosine at the transformer", heads, result["cosine"], "{:+.3f}")
+    msg.table([(n, " | ".join(", ".join(g) for g in v["groups"]), f"{v['within_group_affinity']:+.4f}")
+               for n, v in result["groupings"].items()], header=("groups", "suggested grouping", "affinity within"))
+    msg.good(f"Wrote {output / 'affinity.json'} ({result['measurements']} measurements)")
+    _write_heatmap(output / "affinity.png", heads, result["lookahead"])
+
+
+def _print_matrix(title: str, heads: List[str], matrix: List[List], number: str) -> None:
+    msg.text(title)
+    rows = [(head, *("-" if v is None else number.format(v) for v in row)) for head, row in zip(heads, matrix)]
+    msg.table(rows, header=("", *heads))
+
+
+def _write_heatmap(path: Path, heads: List[str], matrix: List[List]) -> None:
+    """A heat map of the affinity matrix, where matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        msg.warn('No heat map: it needs matplotlib (pip install "spacy-mtl[project]")')
+        return
+    import numpy
+
+    values = numpy.array([[numpy.nan if v is None else v for v in row] for row in matrix])
+    limit = numpy.nanmax(numpy.abs(values)) if numpy.isfinite(values).any() else 1.0
+    figure, axes = plt.subplots(figsize=(1.2 * len(heads) + 2, 1.0 * len(heads) + 1.5))
+    image = axes.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)
+    axes.set_xticks(range(len(heads)), heads, rotation=45, ha="right")
+    axes.set_yticks(range(len(heads)), heads)
+    axes.set_xlabel("head whose loss changed")
+    axes.set_ylabel("head stepped")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if numpy.isfinite(value):
+                axes.text(j, i, f"{value:+.3f}", ha="center", va="center", fontsize=8)
+    figure.colorbar(image, ax=axes, label="Z = 1 - L_after / L_before")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    msg.good(f"Wrote {path}")
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a result file, making its folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
