@@ -21,3 +21,6 @@ SCORED_BY_KEY = "spacy_mtl.scored_by"
 # An annotated doc's input record, without its text (`spacy-mtl annotate
 # --format docbin`).
 RECORD_KEY = "spacy_mtl.record"
+# The name of the MultiCorpus corpus a training doc's reference came from
+# (corpus_adversary's labels).
+CORPUS_KEY = "spacy_mtl.corpus"

@@ -1,3 +1,4 @@
+from .adversary import build_corpus_adversary
 from .cascade import build_cascade_model
 from .casing import build_with_casing
 from .encoders import build_all_layers_transformer, packaged_model
@@ -6,6 +7,7 @@ from .ner_re import build_ner_re_model, build_span_pair_scorer
 from .slot_intent import build_slot_intent_model
 
 __all__ = [
+    "build_corpus_adversary",
     "build_all_layers_transformer",
     "build_cascade_model",
     "build_ner_re_model",

@@ -16,7 +16,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..compat import msgpack_decoders_looked_up_once
-from ..names import CHUNKS_KEY, ENCODER_DROPOUT_KEY, RELATIONS_KEY, SCORED_BY_KEY, SLOTS_KEY
+from ..names import CHUNKS_KEY, CORPUS_KEY, ENCODER_DROPOUT_KEY, RELATIONS_KEY, SCORED_BY_KEY, SLOTS_KEY
 
 # What `tasks` may name, and how a doc's annotation of each is removed.
 TASKS = ("tag", "pos", "chunk", "dep", "ents", "relations", "slots", "intent")
@@ -190,6 +190,8 @@ class MultiCorpus:
                 if tasks is not None:
                     for eg in examples:
                         remove_annotation(eg, set(TASKS) - set(tasks))
+                for eg in examples:
+                    eg.reference.user_data[CORPUS_KEY] = name
                 if spec.get("encoder_dropout") is not None:
                     _warn_without_doc_dropout(nlp, name)
                     for eg in examples:
