@@ -252,3 +252,21 @@ def _scatter_gradients(backprop: Callable, outputs: List, kept: Set[int], ops, d
         if not _has_no_gradient(output)
     ]
     return backprop(d_outputs, *args, **kwargs)
+
+
+class AuxiliaryObjective(TrainablePipe):
+    """A component that only trains: it adds a loss on the shared encoder
+    and annotates nothing, so at inference it passes docs through and a
+    trained pipeline works the same without it."""
+
+    def __call__(self, doc: Doc) -> Doc:
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        yield from stream
+
+    def predict(self, docs: Iterable[Doc]) -> None:
+        return None
+
+    def set_annotations(self, docs: Iterable[Doc], scores) -> None:
+        return None

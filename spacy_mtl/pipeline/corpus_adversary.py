@@ -9,28 +9,19 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..ml.adversary import OUTPUT_LAYER
 from ..names import CORPUS_KEY
+from .base import TRANSFORMER_LISTENER_CONFIG, AuxiliaryObjective
 
 default_model_config = """
 [model]
 @architectures = "spacy_mtl.CorpusAdversary.v1"
 hidden_width = 64
 dropout = 0.1
-
-[model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
-grad_factor = 1.0
-upstream = "*"
-
-[model.tok2vec.pooling]
-@layers = "reduce_mean.v1"
-"""
+""" + TRANSFORMER_LISTENER_CONFIG
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
 
@@ -45,7 +36,7 @@ def make_corpus_adversary(
     return CorpusAdversary(nlp.vocab, model, name, reversal_strength=reversal_strength)
 
 
-class CorpusAdversary(TrainablePipe):
+class CorpusAdversary(AuxiliaryObjective):
     def __init__(self, vocab, model: Model, name: str = "corpus_adversary", *,
                  reversal_strength: Union[float, Iterator[float]] = 0.1):
         self.vocab = vocab
@@ -58,18 +49,6 @@ class CorpusAdversary(TrainablePipe):
     @property
     def labels(self) -> List[str]:
         return list(self.cfg["labels"])
-
-    def __call__(self, doc: Doc) -> Doc:
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        yield from stream
-
-    def predict(self, docs: Iterable[Doc]) -> None:
-        return None
-
-    def set_annotations(self, docs: Iterable[Doc], scores) -> None:
-        return None
 
     def next_strength(self) -> float:
         """The reversal strength of this update: the number, or the

@@ -12,12 +12,11 @@ from typing import Dict, Iterable, Iterator, List, Optional
 
 import torch
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
-from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from thinc.api import Config, Model, Optimizer
 
 from ..ml.mlm import mask_wordpieces
+from .base import AuxiliaryObjective
 
 default_model_config = """
 [model]
@@ -46,7 +45,7 @@ def make_mlm_aux(
                        max_length=max_length, mask_rate=mask_rate, mlm_weight=mlm_weight)
 
 
-class MaskedLMAux(TrainablePipe):
+class MaskedLMAux(AuxiliaryObjective):
     def __init__(self, nlp: Language, model: Model, name: str = "mlm_aux", *, upstream: str = "transformer",
                  texts_path: Optional[str] = None, texts_per_update: int = 16, max_length: int = 128,
                  mask_rate: float = 0.15, mlm_weight: float = 0.5):
@@ -57,18 +56,6 @@ class MaskedLMAux(TrainablePipe):
         self.cfg = {"upstream": upstream, "texts_path": texts_path, "texts_per_update": texts_per_update,
                     "max_length": max_length, "mask_rate": mask_rate, "mlm_weight": mlm_weight}
         self._file_texts: Optional[Iterator[str]] = None
-
-    def __call__(self, doc: Doc) -> Doc:
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        yield from stream
-
-    def predict(self, docs: Iterable[Doc]) -> None:
-        return None
-
-    def set_annotations(self, docs: Iterable[Doc], scores) -> None:
-        return None
 
     @property
     def head(self) -> torch.nn.Module:
