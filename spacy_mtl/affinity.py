@@ -4,7 +4,7 @@ a multi-task config trains.
 
 Every `every` steps, before the step's update, on the step's own batch:
 
-- each head's loss L_j(θ) (no dropout);
+- each head's loss L_j(θ) (the components' dropout off);
 - for each head i with gold in the batch: the gradient of L_i alone at the
   shared transformer's parameters θ, a lookahead step θ' = θ - η ∇L_i, every
   head's loss L_j(θ') on the same batch, and θ put back. The affinity of i
@@ -93,7 +93,8 @@ class AffinityMeter:
         }
 
     def _losses(self, examples: List[Example]) -> Dict[str, float]:
-        """Each head's unweighted loss on the batch, without dropout."""
+        """Each head's unweighted loss on the batch, with the components'
+        dropout off (the transformer's own dropout layers act as in training)."""
         losses: Dict[str, float] = {}
         self.nlp.update(examples, drop=0.0, sgd=False, losses=losses)
         _zero_gradients(self.nlp)
