@@ -62,3 +62,14 @@ def load_project_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def outputs_without(nlp, name: str, texts: List[str], folder: Path) -> List[dict]:
+    """The pipeline's outputs (Doc.to_json) on the texts, checked to be the
+    same after a save and load round trip and after removing component `name`."""
+    outputs = [doc.to_json() for doc in nlp.pipe(texts)]
+    nlp.to_disk(folder / "model")
+    assert [doc.to_json() for doc in spacy.load(folder / "model").pipe(texts)] == outputs
+    nlp.remove_pipe(name)
+    assert [doc.to_json() for doc in nlp.pipe(texts)] == outputs
+    return outputs

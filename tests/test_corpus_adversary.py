@@ -7,9 +7,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 from spacy.util import fix_random_seed
-from thinc.api import Adam
 
-from pipelines import TRF_MODEL, examples_for, update
+from pipelines import TRF_MODEL, examples_for, outputs_without, update
 from spacy_mtl.convert import read_spert
 from spacy_mtl.names import CORPUS_KEY
 from spacy_mtl.tiny_encoder import build_tiny_bert
@@ -90,12 +89,7 @@ def test_it_annotates_nothing_and_removing_it_changes_no_output(bert, marked_doc
     nlp, examples, optimizer = adversary_pipeline(bert, marked_docs, with_slot_intent=True)
     for i in range(0, len(examples), 10):
         update(nlp, examples[i : i + 10], optimizer)
-    texts = [doc.text for doc in marked_docs]
-    with_adversary = [doc.to_json() for doc in nlp.pipe(texts)]
-    nlp.to_disk(tmp_path / "model")
-    assert [doc.to_json() for doc in spacy.load(tmp_path / "model").pipe(texts)] == with_adversary
-    nlp.remove_pipe("corpus_adversary")
-    assert [doc.to_json() for doc in nlp.pipe(texts)] == with_adversary
+    with_adversary = outputs_without(nlp, "corpus_adversary", [doc.text for doc in marked_docs], tmp_path)
     assert all(doc["cats"] for doc in with_adversary) and any(doc.get("spans", {}).get("slots") for doc in with_adversary)
 
 

@@ -14,7 +14,7 @@ ALLOWED = {
     "ml": {"compat", "names", "trees"},
     "training": {"compat", "names", "weighting"},
     "pipeline": {"compat", "ml", "names", "relations", "scoring", "weighting"},
-    "annotate": {"inputs", "names", "relations"},
+    "annotate": {"benchmark", "inputs", "names", "relations"},
 }
 
 

@@ -1,8 +1,6 @@
 """An annotation job: input shards in, annotated shards out, on one process
 (the local engine) or on a Ray cluster. Both engines run the same
 ShardAnnotator, so they write the same files."""
-import resource
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from spacy.language import Language
 
+from ..benchmark import peak_rss_mb, words_in
 from ..inputs import InputError, check_pipeline, load_pipeline
 from .manifest import JobSettings, Manifest
 from .output import OUTPUT_FORMATS, shard_file_name, write_shard
@@ -43,17 +42,11 @@ class ShardAnnotator:
             "records": len(records),
             "annotated": len(docs),
             "rejected": len(records) - len(docs),
-            "words": sum(1 for doc in docs for token in doc if not token.is_space),
+            "words": words_in(docs),
             "errors": [asdict(record) for record in records if isinstance(record, Rejected)],
             "seconds": round(time.perf_counter() - start, 3),
-            "peak_rss_mb": peak_rss_mb(),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def annotate(

@@ -83,21 +83,22 @@ class FusedAdam(Optimizer):
         torch._foreach_addcmul_(mom2, grads, grads, value=1 - self.b2)
         denominators = torch._foreach_sqrt(mom2)
         torch._foreach_add_(denominators, self.eps)
-        for nr_upd, group in _by_update_count(keys, self.nr_update):
+        groups = _by_update_count(keys, self.nr_update)
+        for nr_upd, group in groups:
             rate = self.learn_rate * (1.0 - self.b2**nr_upd) ** 0.5 / (1.0 - self.b1**nr_upd)
             torch._foreach_addcdiv_([params[i] for i in group], [mom1[i] for i in group],
                                     [denominators[i] for i in group], value=-rate * lr_scale)
         if self.L2 != 0 and self.L2_is_weight_decay:
             torch._foreach_mul_(params, 1 - lr_scale * self.learn_rate * self.L2)
         if self.averages is not None:
-            self._update_averages(keys, params)
+            self._update_averages(keys, params, groups)
 
     def _moments_of(self, key, param: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if key not in self._moments:
             self._moments[key] = (torch.zeros_like(param), torch.zeros_like(param))
         return self._moments[key]
 
-    def _update_averages(self, keys: List, params: List[torch.Tensor]) -> None:
+    def _update_averages(self, keys: List, params: List[torch.Tensor], groups: List[Tuple[int, List[int]]]) -> None:
         """thinc's averages: ema -= (1 - decay) * (ema - weights), decay =
         min((1 + t) / (10 + t), 0.9999), starting from zeros; kept where
         thinc keeps them (`averages[key]`, an array sharing the tensor's memory)."""
@@ -105,7 +106,7 @@ class FusedAdam(Optimizer):
             if key not in self._torch_averages:
                 self._torch_averages[key] = torch.zeros_like(param)
                 self.averages[key] = torch2xp(self._torch_averages[key])
-        for nr_upd, group in _by_update_count(keys, self.nr_update):
+        for nr_upd, group in groups:
             decay = min((1.0 + nr_upd) / (10.0 + nr_upd), 0.9999)
             torch._foreach_lerp_([self._torch_averages[keys[i]] for i in group], [params[i] for i in group],
                                  1.0 - decay)
