@@ -62,7 +62,8 @@ def plot(table: Dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.5))
+    width = max(4, 0.8 * len(table))
+    figure, axes = plt.subplots(1, len(METRICS), figsize=(width * len(METRICS), 4.5))
     for axis, metric in zip(axes, METRICS):
         names = list(table)
         means = [table[name][metric]["mean"] for name in names]
@@ -70,7 +71,7 @@ def plot(table: Dict, path: Path) -> None:
         axis.bar(range(len(names)), means, yerr=spreads, capsize=4, color="#9bc", edgecolor="#345")
         for i, name in enumerate(names):
             axis.plot([i] * len(table[name][metric]["seeds"]), table[name][metric]["seeds"], "o", color="#222", ms=3)
-        axis.set_xticks(range(len(names)), names, rotation=15)
+        axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
         axis.set_title(f"{metric} (dev), mean ± sd over seeds")
         low = min(min(table[name][metric]["seeds"]) for name in names)
         axis.set_ylim(max(0, low - 10), None)
