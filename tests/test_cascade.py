@@ -297,19 +297,24 @@ def test_parser_gradients_repeat_exactly_on_several_threads():
         torch.set_num_threads(threads)
 
 
-def test_label_scores_are_the_same_in_training_and_in_inference():
-    """The parser's label scores: einsum where a gradient is needed, torch's
-    bilinear (faster forward) where none is."""
+def test_label_scores_are_the_same_in_training_and_in_inference(monkeypatch):
+    """The parser's label scores: einsum where a gradient is needed, one
+    product per distinct head, in chunks of tokens, where none is."""
     import torch
 
-    from spacy_mtl.ml.biaffine import _label_bilinear
+    from spacy_mtl.ml import biaffine
 
+    monkeypatch.setattr(biaffine, "LABEL_CHUNK", 16)  # chunks that end mid-batch
     torch.manual_seed(0)
-    dep, head = torch.randn(40, 16), torch.randn(40, 16)
+    dep, heads = torch.randn(40, 16), torch.randn(12, 16)
+    rows = torch.randint(0, 12, (40,))  # tokens sharing heads
     weight = torch.randn(7, 16, 16, requires_grad=True)
-    trained = _label_bilinear(dep, weight, head)
+    trained = biaffine._label_bilinear(dep, weight, heads, rows)
     assert trained.requires_grad
     with torch.no_grad():
-        inferred = _label_bilinear(dep, weight, head)
+        inferred = biaffine._label_bilinear(dep, weight, heads, rows)
     assert inferred.shape == (40, 7)
-    torch.testing.assert_close(inferred, trained.detach(), rtol=1e-5, atol=1e-5)
+    expected = torch.stack([dep[i] @ weight[label] @ heads[rows[i]] for i in range(40) for label in range(7)])
+    expected = expected.reshape(40, 7).detach()
+    torch.testing.assert_close(inferred, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trained.detach(), expected, rtol=1e-5, atol=1e-5)

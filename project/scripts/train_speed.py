@@ -129,6 +129,7 @@ def take_step(nlp, batch: List[Example], T) -> List[List[Example]]:
     for _, component in nlp.pipeline:
         if getattr(component, "is_trainable", False) and component.model not in (True, False, None):
             component.finish_update(T["optimizer"])
+    T["optimizer"].step_schedules()
     synchronize_gpu()
     return parts
 

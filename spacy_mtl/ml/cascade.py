@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..compat import pytorch_wrapper_forward
 from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
 from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
-from .casing import segment_casing_ids
+from .casing import segment_casing_ids, token_casing_classes
 from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
 
@@ -193,11 +193,12 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     casing = numpy.zeros((len(segments), n_tokens), dtype="int64")
     # A pipeline saved before casing existed stores a spec without it.
     with_casing = model.attrs["spec"].get("casing_width", 0) > 0
+    doc_classes = [token_casing_classes(doc) for doc in docs] if with_casing else []
     for s, (i, start, end) in enumerate(segments):
         X[s, : end - start] = tokvecs[i][start:end]
         lengths[s] = end - start
         if with_casing:
-            casing[s, : end - start] = segment_casing_ids(docs[i][start:end])
+            casing[s, : end - start] = segment_casing_ids(doc_classes[i], start, end)
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
     outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)

@@ -5,9 +5,12 @@ unless they are given them beside the encoder's output.
 The casing classes are computed here for every head that reads them: the
 WithCasing layer (thinc, around any tok2vec) embeds those of each doc, the
 cascade's heads (one PyTorch module) those of each segment."""
-from typing import Callable, Iterable, List, Tuple
+from functools import lru_cache
+from typing import Callable, List, Tuple
 
-from spacy.tokens import Doc, Token
+import numpy
+from spacy.attrs import ORTH, SENT_START
+from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, uniform_init
 from thinc.types import Floats2d, Ints1d
@@ -18,6 +21,8 @@ N_CASING_CLASSES = 10
 SENTENCE_START = N_CASING_CLASSES // 2
 
 
+# Bounded: a service reading open-ended text must not grow it without limit.
+@lru_cache(maxsize=2**16)
 def casing_class(text: str) -> int:
     letters = [c for c in text if c.isalpha()]
     if not letters:
@@ -31,21 +36,30 @@ def casing_class(text: str) -> int:
     return MIXED
 
 
-def doc_casing_ids(doc: Doc) -> List[int]:
+def token_casing_classes(doc: Doc) -> numpy.ndarray:
+    """Casing class per token, through the string ids (no Token objects)."""
+    strings = doc.vocab.strings
+    orths = doc.to_array(ORTH).tolist()
+    return numpy.fromiter((casing_class(strings[orth]) for orth in orths), dtype="int32", count=len(orths))
+
+
+def doc_casing_ids(doc: Doc) -> numpy.ndarray:
     """Casing class per token, shifted by SENTENCE_START where a sentence
     starts (the first token, and others where the doc has boundaries)."""
-    has_sents = doc.has_annotation("SENT_START")
-    return [
-        casing_class(token.text) + (SENTENCE_START if token.i == 0 or (has_sents and token.is_sent_start) else 0)
-        for token in doc
-    ]
+    ids = token_casing_classes(doc)
+    if len(doc):
+        starts = doc.to_array(SENT_START) == 1 if doc.has_annotation("SENT_START") else numpy.zeros(len(doc), bool)
+        starts[0] = True
+        ids[starts] += SENTENCE_START
+    return ids
 
 
-def segment_casing_ids(tokens: Iterable[Token]) -> List[int]:
+def segment_casing_ids(doc_classes: numpy.ndarray, start: int, end: int) -> numpy.ndarray:
     """Casing class per token of a segment (a sentence, or a window of a doc
-    without boundaries), its first token counted as a sentence start."""
-    ids = [casing_class(token.text) for token in tokens]
-    if ids:
+    without boundaries) from its doc's token_casing_classes, its first token
+    counted as a sentence start."""
+    ids = doc_classes[start:end].copy()
+    if len(ids):
         ids[0] += SENTENCE_START
     return ids
 
