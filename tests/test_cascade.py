@@ -298,8 +298,8 @@ def test_parser_gradients_repeat_exactly_on_several_threads():
 
 
 def test_label_scores_are_the_same_in_training_and_in_inference(monkeypatch):
-    """The parser's label scores: einsum where a gradient is needed, one
-    product per distinct head, in chunks of tokens, where none is."""
+    """The parser's label scores, one product per distinct head in chunks of
+    tokens: the same with and without a gradient, and those of the formula."""
     import torch
 
     from spacy_mtl.ml import biaffine
