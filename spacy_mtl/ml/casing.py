@@ -22,7 +22,7 @@ SENTENCE_START = N_CASING_CLASSES // 2
 
 
 # Bounded: a service reading open-ended text must not grow it without limit.
-@lru_cache(maxsize=2**16)
+@lru_cache(maxsize=2**14)
 def casing_class(text: str) -> int:
     letters = [c for c in text if c.isalpha()]
     if not letters:
