@@ -9,6 +9,7 @@ from spacy.tokens import Doc, DocBin
 
 from pipelines import TRF_MODEL, examples_for, train
 from spacy_mtl.names import ENCODER_DROPOUT_KEY
+from spacy_mtl.ml import encoders
 from spacy_mtl.ml.encoders import DocDropout, length_groups, run_in_length_groups
 from spacy_mtl.training import MultiCorpus
 
@@ -189,6 +190,22 @@ def test_split_by_length_gives_the_outputs_and_gradients_of_one_batch(tiny_bert,
     assert split_gradients.keys() == gradients.keys() and "embeddings.word_embeddings.weight" in gradients
     for name, gradient in gradients.items():
         torch.testing.assert_close(split_gradients[name], gradient, atol=1e-4, rtol=1e-4)
+
+
+def test_a_long_document_runs_in_passes_of_bounded_size(tiny_bert, monkeypatch):
+    nlp = make_transformer(tiny_bert, "spacy_mtl.TransformerModel.v1", split_by_length=64)
+    nlp.initialize()
+    model = nlp.get_pipe("transformer").model
+    doc = Doc(nlp.vocab, words="the quick brown fox jumps over the lazy dog".split() * 60)
+    shapes = record_pass_shapes(nlp)
+    whole = real_positions(model.predict([doc]))
+    assert len(shapes) == 1 and shapes[0][0] > 4  # every window in one pass
+    limit = 2 * shapes[0][1]  # two windows a pass
+    monkeypatch.setattr(encoders, "MAX_PASS_WORDPIECES", limit)
+    shapes.clear()
+    bounded = real_positions(model.predict([doc]))
+    assert len(shapes) > 1 and all(rows * width <= limit for rows, width in shapes)
+    numpy.testing.assert_allclose(bounded[0], whole[0], atol=1e-5)
 
 
 def test_split_docs_keep_their_own_dropout_rate(tiny_bert, snips_docs):

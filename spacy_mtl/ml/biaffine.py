@@ -79,21 +79,20 @@ class BiaffineParser(torch.nn.Module):
 
 def _label_bilinear(dep: torch.Tensor, weight: torch.Tensor, heads: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """dep_i^T weight_l heads[rows_i] for every token i and label l: the
-    heads' largest product (tokens x labels x width^2). weight_l heads_h is
-    computed once per distinct head h (about half as many as tokens), then
-    one dot product per token and label, in chunks of tokens so that memory
-    stays bounded on long segments. Forward and backward take about 0.6x the
-    time of einsum's contraction over every token on a CPU."""
-    distinct, of_token = torch.unique(rows, return_inverse=True)
-    per_head = torch.einsum("lef,hf->hle", weight, heads.index_select(0, distinct))
-    chunks = [
-        torch.bmm(per_head.index_select(0, of_token[start : start + LABEL_CHUNK]), dep[start : start + LABEL_CHUNK, :, None])
-        for start in range(0, dep.shape[0], LABEL_CHUNK)
-    ]
+    heads' largest product (tokens x labels x width^2). In each chunk of
+    tokens, weight_l heads_h is computed once per distinct head h (about half
+    as many as tokens), then one dot product per token and label; the chunks
+    keep memory bounded on long segments. Forward and backward take about
+    0.6x the time of einsum's contraction over every token on a CPU."""
+    chunks = []
+    for start in range(0, dep.shape[0], LABEL_CHUNK):
+        distinct, of_token = torch.unique(rows[start : start + LABEL_CHUNK], return_inverse=True)
+        per_head = torch.einsum("lef,hf->hle", weight, heads.index_select(0, distinct))
+        chunks.append(torch.bmm(per_head.index_select(0, of_token), dep[start : start + LABEL_CHUNK, :, None]))
     return torch.cat(chunks).squeeze(-1) if chunks else dep.new_zeros(0, weight.shape[0])
 
 
-# Tokens whose (labels x width) head products are gathered at once.
+# Tokens whose label scores are computed at once.
 LABEL_CHUNK = 1024
 
 

@@ -271,7 +271,7 @@ def run_in_length_groups(
         if wrapper.attrs["split_by_length"] is None or len(wordpieces) < 2:
             return run_one_batch(wrapper, wordpieces, is_train)
         lengths = to_numpy(wordpieces.attention_mask).sum(axis=1).astype(int)
-        groups = length_groups(lengths, wrapper.attrs["split_by_length"])
+        groups = bounded_groups(length_groups(lengths, wrapper.attrs["split_by_length"]), lengths)
         if len(groups) == 1:
             return run_one_batch(wrapper, wordpieces, is_train)
         widths = [int(lengths[rows].max()) for rows in groups]
@@ -291,6 +291,21 @@ def run_in_length_groups(
         return merged, backprop_groups
 
     set_layer_forward(wrapper, run_in_groups)
+
+
+# Padded word pieces of one pass at most: a long document's windows run a few
+# at a time, so the transformer's activations (4x its width per word piece in
+# the feed-forward layers) stay bounded whatever the document's length.
+MAX_PASS_WORDPIECES = 8192
+
+
+def bounded_groups(groups: List[numpy.ndarray], lengths: numpy.ndarray) -> List[numpy.ndarray]:
+    """Each group in runs of rows of at most MAX_PASS_WORDPIECES padded word pieces."""
+    bounded = []
+    for rows in groups:
+        per_pass = max(1, MAX_PASS_WORDPIECES // max(1, int(lengths[rows].max())))
+        bounded.extend(rows[start : start + per_pass] for start in range(0, len(rows), per_pass))
+    return bounded
 
 
 def length_groups(lengths: numpy.ndarray, min_saving: int) -> List[numpy.ndarray]:
