@@ -226,6 +226,27 @@ def test_inference_edge_cases(trained):
     assert len(list(doc.sents)) == -(-len(doc) // 256)
 
 
+def test_a_long_document_is_scored_in_passes_with_the_same_annotations(trained, monkeypatch):
+    from spacy_mtl.ml import cascade
+
+    nlp, _ = trained
+    text = " ".join(["the cat sat on the mat ."] * 120)  # 840 tokens, 4 segments
+
+    def annotations():
+        doc = nlp(text)
+        return [(t.tag_, t.pos_, t.head.i, t.dep_) for t in doc], [(s.start, s.end, s.label_) for s in doc.spans["chunks"]]
+
+    heads_layer = nlp.get_pipe("cascade").model.get_ref(cascade.HEADS_LAYER)
+    passes = []
+    monkeypatch.setattr(heads_layer, "_func", lambda model, X, is_train, func=heads_layer._func: (passes.append(len(X[1])), func(model, X, is_train))[1])
+    whole = annotations()
+    assert passes == [4]
+    passes.clear()
+    monkeypatch.setattr(cascade, "MAX_PASS_TOKENS", 300)  # a segment (256 tokens) a pass
+    assert annotations() == whole
+    assert passes == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("config,message", [
     ({"levels": ["tag", "lemma"]}, "Unknown cascade level 'lemma'"),
     ({"inputs": {"tag": ["dep"], "chunk": [], "dep": []}}, "can only read levels below it"),

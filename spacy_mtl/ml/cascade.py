@@ -201,7 +201,11 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
             casing[s, : end - start] = segment_casing_ids(doc_classes[i], start, end)
         if gold_heads is not None and gold_heads[i] is not None:
             heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
-    outputs, bp_heads = model.get_ref(HEADS_LAYER)((X, lengths, heads, casing), is_train)
+    heads_layer = model.get_ref(HEADS_LAYER)
+    if is_train:
+        outputs, bp_heads = heads_layer((X, lengths, heads, casing), is_train)
+    else:
+        outputs = _predict_in_passes(heads_layer, ops, (X, lengths, heads, casing))
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> List[Doc]:
         dX = bp_heads(d_outputs)
@@ -211,6 +215,28 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         return bp_tokvecs(d_tokvecs)
 
     return (outputs, segments), backprop
+
+
+# Real tokens the heads score in one pass at inference: a long document's
+# segments go a few at a time, so their scores' memory stays bounded.
+MAX_PASS_TOKENS = 8192
+
+
+def _predict_in_passes(heads_layer: Model, ops, inputs) -> Dict[str, numpy.ndarray]:
+    """The heads' outputs for every segment, from runs of consecutive
+    segments of at most MAX_PASS_TOKENS real tokens (one run for a usual
+    batch), joined along the segments."""
+    lengths = inputs[1]
+    ends = numpy.cumsum(lengths)
+    cuts, start = [], 0
+    while start < len(lengths):
+        stop = max(start + 1, int(numpy.searchsorted(ends, ends[start] - lengths[start] + MAX_PASS_TOKENS, side="right")))
+        cuts.append((start, stop))
+        start = stop
+    if len(cuts) <= 1:
+        return heads_layer(inputs, is_train=False)[0]
+    parts = [heads_layer(tuple(array[start:stop] for array in inputs), is_train=False)[0] for start, stop in cuts]
+    return {name: ops.xp.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def _segment_heads(heads: numpy.ndarray, start: int, end: int) -> numpy.ndarray:
