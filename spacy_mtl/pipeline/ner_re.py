@@ -1,5 +1,4 @@
 """`ner_re`: joint entity and relation extraction."""
-from bisect import bisect_left, bisect_right
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -228,24 +227,33 @@ class NerRe(MultiTaskPipe):
         apart, heads in the order of `entities`, each head's tails too. The
         tails are looked up in a window of the entities sorted by start, so
         the cost grows with the entities times those within reach, not with
-        the square of a long document's entities."""
-        type_ids = self.entity_type_ids
+        the square of a long document's entities; array operations, no
+        Python object per pair."""
+        if not entities:
+            return numpy.zeros((0, PAIR_COLUMNS), dtype="int32")
         max_distance = self.cfg["max_distance"]
-        by_start = sorted(range(len(entities)), key=lambda i: entities[i][0])
-        starts = [entities[i][0] for i in by_start]
-        longest = max((end - start for start, end, _ in entities), default=0)
-        rows = []
-        for head in entities:
-            # A tail within reach starts at most max_distance after the head
-            # ends, and ends at most max_distance before it starts.
-            window = by_start[bisect_left(starts, head[0] - max_distance - longest) : bisect_right(starts, head[1] + max_distance)]
-            for tail in (entities[i] for i in sorted(window)):
-                if head[:2] == tail[:2]:
-                    continue
-                gap = max(head[0], tail[0]) - min(head[1], tail[1])
-                if gap <= max_distance:
-                    rows.append((head[0], head[1], type_ids.get(head[2], 0), tail[0], tail[1], type_ids.get(tail[2], 0)))
-        return numpy.asarray(rows, dtype="int32").reshape(-1, PAIR_COLUMNS)
+        type_ids = self.entity_type_ids
+        starts = numpy.asarray([start for start, _, _ in entities], dtype="int64")
+        ends = numpy.asarray([end for _, end, _ in entities], dtype="int64")
+        types = numpy.asarray([type_ids.get(label, 0) for _, _, label in entities], dtype="int64")
+        by_start = numpy.argsort(starts, kind="stable")
+        sorted_starts = starts[by_start]
+        # A tail within reach starts at most max_distance after the head
+        # ends, and ends at most max_distance before it starts.
+        low = numpy.searchsorted(sorted_starts, starts - max_distance - int((ends - starts).max()), side="left")
+        high = numpy.searchsorted(sorted_starts, ends + max_distance, side="right")
+        counts = high - low
+        heads = numpy.repeat(numpy.arange(len(entities)), counts)
+        offsets = numpy.arange(counts.sum()) - numpy.repeat(numpy.cumsum(counts) - counts, counts)
+        tails = by_start[numpy.repeat(low, counts) + offsets]
+        order = numpy.lexsort((tails, heads))
+        heads, tails = heads[order], tails[order]
+        gaps = numpy.maximum(starts[heads], starts[tails]) - numpy.minimum(ends[heads], ends[tails])
+        distinct = (starts[heads] != starts[tails]) | (ends[heads] != ends[tails])
+        keep = distinct & (gaps <= max_distance)
+        heads, tails = heads[keep], tails[keep]
+        columns = (starts[heads], ends[heads], types[heads], starts[tails], ends[tails], types[tails])
+        return numpy.stack(columns, axis=1).astype("int32").reshape(-1, PAIR_COLUMNS)
 
     def decode_entities(self, entity_logits: List[Floats2d]) -> List[List[EntityTuple]]:
         tag_names = self.tag_names
