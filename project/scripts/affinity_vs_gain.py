@@ -48,11 +48,12 @@ def main(
     matrices = json.loads(affinity.read_text())
     lowres_table = json.loads(lowres.read_text())
     table, baseline = lowres_table["configs"], lowres_table["baseline"]
+    target_heads = parse_mapping(targets)
     rows = []
     for config, sources in parse_mapping(helpers).items():
         if config not in table:
             raise typer.BadParameter(f"config '{config}' is not in {lowres}")
-        for metric, (target,) in parse_mapping(targets).items():
+        for metric, (target,) in target_heads.items():
             score = table[config][metric]
             baseline_sd = table[baseline][metric]["sd"]
             row = {
