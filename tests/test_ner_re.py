@@ -389,6 +389,40 @@ def test_distance_width_error_names_the_value():
         build_span_pair_scorer(distance_width=-1)
 
 
+@pytest.mark.parametrize("hidden_width,max_pool,distance_width", [(0, False, 0), (8, False, 3), (8, True, 0), (8, True, 3)])
+@pytest.mark.parametrize("pairs_per_doc", [2, 60])
+def test_predicted_logits_are_the_trained_layers_on_the_stacked_features(hidden_width, max_pool, distance_width, pairs_per_doc):
+    """At inference the first layer is applied per entity and per gap rather
+    than to each pair's stacked features: the logits are the same, with few
+    pairs (gap means projected) and with more pairs than tokens (the tokens
+    projected), whatever the head's options."""
+    from spacy_mtl.ml.ner_re import build_span_pair_scorer
+
+    rng = numpy.random.default_rng(0)
+    lengths = (9, 0, 25)
+    tokvecs = [rng.normal(size=(n, 6)).astype("float32") for n in lengths]
+    pairs = [_random_pairs(rng, n, pairs_per_doc if n else 0, n_types=4) for n in lengths]
+    model = build_span_pair_scorer(hidden_width=hidden_width, type_width=2, max_pool=max_pool,
+                                   distance_width=distance_width, dropout=0.0, nO=3)
+    model.set_dim("n_types", 4)
+    model.initialize(X=(tokvecs, pairs))
+    predicted = model.predict((tokvecs, pairs))
+    trained, _ = model((tokvecs, pairs), is_train=True)
+    assert predicted.shape == (2 * pairs_per_doc, 3)
+    numpy.testing.assert_allclose(predicted, trained, rtol=1e-5, atol=1e-5)
+    assert model.predict((tokvecs, [p[:0] for p in pairs])).shape == (0, 3)
+
+
+def _random_pairs(rng, n_tokens: int, n_pairs: int, n_types: int) -> numpy.ndarray:
+    """Pairs of spans of 1 to 3 tokens anywhere in the doc, overlapping or
+    not, of random types (type 0 included)."""
+    starts = rng.integers(0, n_tokens, size=(n_pairs, 2))
+    ends = numpy.minimum(starts + rng.integers(1, 4, size=(n_pairs, 2)), n_tokens)
+    types = rng.integers(0, n_types, size=(n_pairs, 2))
+    columns = (starts[:, 0], ends[:, 0], types[:, 0], starts[:, 1], ends[:, 1], types[:, 1])
+    return numpy.stack(columns, axis=1).astype("int32").reshape(-1, 6)
+
+
 @pytest.mark.skipif(not has_cupy_gpu, reason="needs a GPU with CuPy")
 @pytest.mark.parametrize("max_pool", [False, True])
 def test_pair_scorer_on_a_gpu_matches_the_cpu(max_pool):
@@ -407,7 +441,7 @@ def test_pair_scorer_on_a_gpu_matches_the_cpu(max_pool):
     results, cpu_params = [], None
     for ops in (NumpyOps(), CupyOps()):
         with use_ops(ops.name):
-            model = build_span_pair_scorer(hidden_width=16, type_width=2, max_pool=max_pool, nO=3)
+            model = build_span_pair_scorer(hidden_width=16, type_width=2, max_pool=max_pool, dropout=0.0, nO=3)
             model.set_dim("n_types", 3)
             X = ([ops.asarray2f(x) for x in tokvecs], [ops.asarray2i(p) for p in pairs])
             model.initialize(X=X)
@@ -416,9 +450,10 @@ def test_pair_scorer_on_a_gpu_matches_the_cpu(max_pool):
             for node, params in zip(model.walk(), cpu_params):
                 for name, value in params.items():
                     node.set_param(name, ops.asarray(value))
-            logits, backprop = model(X, is_train=False)
+            logits, backprop = model(X, is_train=True)
             d_tokvecs, _ = backprop(ops.asarray2f(d_logits))
-            results.append([ops.to_numpy(a) for a in [logits, *d_tokvecs, model.get_grad("type_embedding")]])
+            arrays = [model.predict(X), logits, *d_tokvecs, model.get_grad("type_embedding")]
+            results.append([ops.to_numpy(a) for a in arrays])
     for cpu, gpu in zip(*results):
         numpy.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
 

@@ -5,6 +5,7 @@ import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, NumpyOps
+from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d
 
 from .heads import OUTPUT_LAYER, doc_of_rows, logits_layer, same_width
@@ -75,6 +76,8 @@ def _pair_init(model: Model, X=None, Y=None) -> Model:
 
 def _pair_forward(model: Model, inputs, is_train: bool) -> Tuple[Floats2d, Callable]:
     tokvecs, pairs = inputs
+    if not is_train:
+        return _predicted_logits(model, tokvecs, pairs), _no_backprop
     features, bp_features = _pair_features(model, tokvecs, pairs)
     logits, bp_scorer = model.get_ref("scorer")(features, is_train)
 
@@ -105,12 +108,8 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
     host_doc_of_pair = doc_of_rows(NumpyOps(), host_pairs)
     doc_of_pair = ops.asarray1i(host_doc_of_pair)
     n_tokens = [len(X) for X in tokvecs]
-    # Each doc's prefix sums after a zero row: a span's sum is the difference
-    # of two rows.
-    n_rows = max(n_tokens) + 1
-    padded = ops.pad(tokvecs)
-    sums = ops.alloc3f(len(tokvecs), n_rows, width)
-    sums[:, 1:] = xp.cumsum(padded, axis=1)
+    padded, sums = _prefix_sums(ops, tokvecs)
+    n_rows = sums.shape[1]
     spans = _pair_spans(xp, P)
     lengths = [xp.maximum(end - start, 1).astype("float32")[:, None] for start, end in spans]
     means = [
@@ -148,6 +147,146 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
         return [d_padded[i, :n] for i, n in enumerate(n_tokens)]
 
     return features, backprop
+
+
+def _prefix_sums(ops, tokvecs: List[Floats2d]) -> Tuple[Floats3d, Floats3d]:
+    """The docs' token vectors padded to one array, and each doc's prefix
+    sums after a zero row: a span's sum is the difference of two rows."""
+    padded = ops.pad(tokvecs)
+    sums = ops.alloc3f(len(tokvecs), padded.shape[1] + 1, padded.shape[2])
+    sums[:, 1:] = ops.xp.cumsum(padded, axis=1)
+    return padded, sums
+
+
+def _no_backprop(d_logits):
+    raise ValueError("span_pair_scorer: no backprop from a call with is_train=False")
+
+
+def _predicted_logits(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]) -> Floats2d:
+    """The scorer's logits on the pairs' features, up to float rounding,
+    without stacking the features: the first layer is linear in them, so it
+    is applied to each block of features where the block is shared. An
+    entity's mean (and max) and type embedding are projected once per
+    entity, however many pairs it takes part in; the distance table once per
+    row; the gap's mean through projected prefix sums when the pairs
+    outnumber the tokens. A long document has a hundred times more pairs than
+    entities, and the first layer over stacked features was nearly all of
+    its cost."""
+    ops = model.ops
+    first, *rest = _chain_leaves(model.get_ref("scorer"))
+    host_pairs = [ops.to_numpy(doc_pairs).reshape(-1, PAIR_COLUMNS) for doc_pairs in pairs]
+    if not sum(len(doc_pairs) for doc_pairs in host_pairs):
+        return ops.alloc2f(0, model.get_ref(OUTPUT_LAYER).get_dim("nO"))
+    host_P = numpy.concatenate(host_pairs)
+    host_doc_of_pair = doc_of_rows(NumpyOps(), host_pairs)
+    padded, sums = _prefix_sums(ops, tokvecs)
+    blocks = _weight_blocks(model, first.get_param("W").reshape(-1, first.get_dim("nI")), padded.shape[2])
+    entities, head_index, tail_index = _distinct_entities(host_doc_of_pair, host_P, sums.shape[1])
+    head_terms, tail_terms = _entity_terms(model, padded, sums, entities, blocks)
+    Y = head_terms[ops.asarray1i(head_index)]
+    Y += tail_terms[ops.asarray1i(tail_index)]
+    Y += _gap_terms(model, padded, sums, host_P, host_doc_of_pair, blocks)
+    if "distance" in blocks:
+        distance_terms = ops.gemm(model.get_param("distance_embedding"), blocks["distance"], trans2=True)
+        Y += distance_terms[ops.asarray1i(_distance_rows(host_P))]
+    Y += first.get_param("b").reshape(-1)
+    if first.has_dim("nP"):
+        Y = ops.maxout(Y.reshape(len(Y), first.get_dim("nO"), first.get_dim("nP")))[0]
+    for layer in rest:
+        Y = layer.predict(Y)
+    return Y
+
+
+def _chain_leaves(model: Model) -> List[Model]:
+    """The layers a chain applies, in order, nested chains flattened."""
+    if model._func is not chain_forward:
+        return [model]
+    return [leaf for layer in model.layers for leaf in _chain_leaves(layer)]
+
+
+def _weight_blocks(model: Model, W: Floats2d, width: int) -> dict:
+    """The first layer's weight columns for each block of the features, by
+    name, in the order _pair_features stacks them."""
+    names = ["head_mean", "tail_mean", "gap_mean"]
+    if model.attrs["max_pool"]:
+        names += ["head_max", "tail_max", "gap_max"]
+    widths = [width] * len(names)
+    type_width = model.get_dim("type_width")
+    names += ["head_type", "tail_type"]
+    widths += [type_width, type_width]
+    if "distance_embedding" in model.param_names:
+        names.append("distance")
+        widths.append(model.get_dim("distance_width"))
+    offsets = numpy.cumsum([0] + widths)
+    return {name: W[:, offsets[i] : offsets[i + 1]] for i, name in enumerate(names)}
+
+
+def _distinct_entities(doc_of_pair: numpy.ndarray, host_P: numpy.ndarray, n_rows: int):
+    """The distinct (doc, start, end, type) entities among the pairs' heads
+    and tails, as four columns, and the index among them of each pair's head
+    and of its tail."""
+    n_types = int(max(host_P[:, 2].max(), host_P[:, 5].max())) + 1
+    docs = doc_of_pair.astype("int64")
+    keys = numpy.concatenate([
+        ((docs * n_rows + host_P[:, 0]) * n_rows + host_P[:, 1]) * n_types + host_P[:, 2],
+        ((docs * n_rows + host_P[:, 3]) * n_rows + host_P[:, 4]) * n_types + host_P[:, 5],
+    ])
+    distinct, index = numpy.unique(keys, return_inverse=True)
+    spans, types = numpy.divmod(distinct, n_types)
+    spans, ends = numpy.divmod(spans, n_rows)
+    entity_docs, starts = numpy.divmod(spans, n_rows)
+    return (entity_docs, starts, ends, types), index[: len(host_P)], index[len(host_P) :]
+
+
+def _entity_terms(model: Model, padded: Floats3d, sums: Floats3d, entities, blocks: dict):
+    """The first layer's terms of each distinct entity as a pair's head and
+    as its tail: its mean, its max (with max_pool) and its type embedding."""
+    ops, xp = model.ops, model.ops.xp
+    docs, starts, ends, types = (ops.asarray1i(column) for column in entities)
+    means = sums[docs, ends] - sums[docs, starts]
+    means /= xp.maximum(ends - starts, 1).astype("float32")[:, None]
+    table = model.get_param("type_embedding")[types]
+    terms = []
+    for role in ("head", "tail"):
+        term = ops.gemm(means, blocks[f"{role}_mean"], trans2=True)
+        term += ops.gemm(table, blocks[f"{role}_type"], trans2=True)
+        if model.attrs["max_pool"]:
+            term += ops.gemm(_maxes(ops, padded, *entities[:3]), blocks[f"{role}_max"], trans2=True)
+        terms.append(term)
+    return terms
+
+
+def _gap_terms(model: Model, padded: Floats3d, sums: Floats3d, host_P, host_doc_of_pair, blocks: dict) -> Floats2d:
+    """The first layer's terms of each pair's gap: its mean and (with
+    max_pool) its max. With more pairs than tokens, the tokens are projected
+    first and a gap's mean term is a difference of the projections' prefix
+    sums; otherwise the means are projected."""
+    ops, xp = model.ops, model.ops.xp
+    host_start, host_end = _pair_spans(numpy, host_P)[2]
+    starts, ends, docs = ops.asarray1i(host_start), ops.asarray1i(host_end), ops.asarray1i(host_doc_of_pair)
+    n_docs, n_padded, width = padded.shape
+    if len(host_P) <= n_docs * n_padded:
+        terms = sums[docs, ends] - sums[docs, starts]
+        terms = ops.gemm(terms, blocks["gap_mean"], trans2=True)
+    else:
+        projected = ops.gemm(padded.reshape(-1, width), blocks["gap_mean"], trans2=True)
+        projected_sums = ops.alloc3f(n_docs, n_padded + 1, projected.shape[1])
+        projected_sums[:, 1:] = xp.cumsum(projected.reshape(n_docs, n_padded, -1), axis=1)
+        terms = projected_sums[docs, ends]
+        terms -= projected_sums[docs, starts]
+    terms /= xp.maximum(ends - starts, 1).astype("float32")[:, None]
+    if model.attrs["max_pool"]:
+        terms += ops.gemm(_maxes(ops, padded, host_doc_of_pair, host_start, host_end), blocks["gap_max"], trans2=True)
+    return terms
+
+
+def _maxes(ops, padded: Floats3d, docs, starts, ends) -> Floats2d:
+    """The elementwise max over each span's tokens (zeros for an empty
+    span); the spans' docs, starts and ends come on the host."""
+    n_docs, n_padded, width = padded.shape
+    flat = ops.xp.vstack([padded.reshape(-1, width), ops.alloc2f(1, width)])
+    rows, lengths = _span_rows(numpy.asarray(docs) * n_padded, numpy.asarray(starts), numpy.asarray(ends), n_docs * n_padded)
+    return ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))[0]
 
 
 def _pair_spans(xp, P: Ints2d) -> List[Tuple[Ints1d, Ints1d]]:
