@@ -1,7 +1,7 @@
 """Words/s and peak resident memory of a pipeline on one long document
 (repeated short sentences), beside the same sentences as separate texts.
-Each length runs in a process of its own, so its peak memory is its own.
-Prints a table and writes JSON."""
+The document and the sentences of each length run in processes of their
+own, so each peak is its own. Prints a table and writes JSON."""
 import json
 import resource
 import subprocess
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from spacy.tokens import Doc
 
 SENTENCE = "Steve Jobs founded Apple in Cupertino ."
 
@@ -27,25 +28,35 @@ def load(model: Optional[Path], config: Optional[Path]):
     return init_nlp(load_config(config))
 
 
-def measure(model: Optional[Path], config: Optional[Path], n_tokens: int) -> dict:
+def measure(model: Optional[Path], config: Optional[Path], n_tokens: int, as_sentences: bool) -> dict:
+    """Words/s and peak RSS of one document of about n_tokens tokens, or of
+    its sentences as separate texts (batches of 64), after a warm-up."""
     nlp = load(model, config)
     repeats = max(1, n_tokens // len(SENTENCE.split()))
-    text = " ".join([SENTENCE] * repeats)
     list(nlp.pipe([SENTENCE] * 64, batch_size=64))  # warm-up
     start = time.perf_counter()
-    list(nlp.pipe([SENTENCE] * repeats, batch_size=64))
-    short_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    doc = nlp(text)
-    long_seconds = time.perf_counter() - start
+    if as_sentences:
+        docs = list(nlp.pipe([SENTENCE] * repeats, batch_size=64))
+    else:
+        docs = [nlp(" ".join([SENTENCE] * repeats))]
+    seconds = time.perf_counter() - start
+    n_words = sum(len(doc) for doc in docs)
     return {
-        "tokens": len(doc),
-        "long_words_per_second": round(len(doc) / long_seconds, 1),
-        "short_words_per_second": round(len(doc) / short_seconds, 1),
+        "tokens": n_words,
+        "words_per_second": round(n_words / seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "entities": len(doc.ents),
-        "relations": len(doc._.relations) if doc.has_extension("relations") else 0,
+        "entities": sum(len(doc.ents) for doc in docs),
+        "relations": sum(len(doc._.relations) for doc in docs) if Doc.has_extension("relations") else 0,
     }
+
+
+def measure_apart(source: List[str], n_tokens: int, as_sentences: bool) -> dict:
+    """`measure` in a fresh process."""
+    flags = ["--one", str(n_tokens)] + (["--as-sentences"] if as_sentences else [])
+    result = subprocess.run([sys.executable, __file__, *source, *flags], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(
@@ -54,25 +65,34 @@ def main(
     lengths: str = typer.Option("1000,10000,50000", help="Document lengths in tokens, comma-separated"),
     output: Optional[Path] = typer.Option(None, help="JSON file for the figures"),
     one: int = typer.Option(0, hidden=True, help="Measure this length here and print JSON (used internally)"),
+    as_sentences: bool = typer.Option(False, hidden=True, help="With --one: the sentences as separate texts"),
 ) -> None:
     if (model is None) == (config is None):
         raise typer.BadParameter("give one of --model and --config")
     if one:
-        print(json.dumps(measure(model, config, one)))
+        print(json.dumps(measure(model, config, one, as_sentences)))
         return
     source = ["--model", str(model)] if model is not None else ["--config", str(config)]
     rows: List[dict] = []
     for n_tokens in (int(value) for value in lengths.split(",")):
         print(f"{n_tokens} tokens ...", file=sys.stderr)
-        result = subprocess.run([sys.executable, __file__, *source, "--one", str(n_tokens)], capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(result.stderr)
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    print("| tokens | one document, words/s | as sentences, words/s | ratio | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
+        document = measure_apart(source, n_tokens, as_sentences=False)
+        sentences = measure_apart(source, n_tokens, as_sentences=True)
+        rows.append({
+            "tokens": document["tokens"],
+            "long_words_per_second": document["words_per_second"],
+            "short_words_per_second": sentences["words_per_second"],
+            "peak_rss_mb": document["peak_rss_mb"],
+            "sentences_peak_rss_mb": sentences["peak_rss_mb"],
+            "entities": document["entities"],
+            "relations": document["relations"],
+        })
+    print("| tokens | one document, words/s | as sentences, words/s | ratio | peak RSS (MB), document | sentences |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         ratio = row["long_words_per_second"] / row["short_words_per_second"]
-        print(f"| {row['tokens']} | {row['long_words_per_second']} | {row['short_words_per_second']} | {ratio:.2f} | {row['peak_rss_mb']} |")
+        print(f"| {row['tokens']} | {row['long_words_per_second']} | {row['short_words_per_second']} | {ratio:.2f} "
+              f"| {row['peak_rss_mb']} | {row['sentences_peak_rss_mb']} |")
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         source_name = str(model) if model is not None else f"initialized from {config}"
