@@ -51,7 +51,7 @@ def _takes(x, y, out) -> bool:
     ) and (out is None or out.flags.c_contiguous)
 
 
-def use_threaded_blas(model: Model) -> Model:
+def use_torch_blas(model: Model) -> Model:
     """Have the model's layers multiply matrices with PyTorch (TorchBlasOps)
     instead of the BLIS that thinc bundles. Thinc's NumpyOps runs BLIS on
     one thread; PyTorch uses every core, and the heads' products, the

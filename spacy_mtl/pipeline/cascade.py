@@ -20,7 +20,7 @@ from thinc.api import Config, Model
 from ..names import CHUNKS_KEY, ROOT_LABEL
 from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
-from ..ml.ops import use_threaded_blas
+from ..ml.ops import use_torch_blas
 from ..scoring import score_cascade
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .labels import initial_labels
@@ -125,7 +125,7 @@ class Cascade(MultiTaskPipe):
         scorer: Optional[Callable] = score_cascade,
     ) -> None:
         self.vocab = vocab
-        self.model = use_threaded_blas(model)
+        self.model = use_torch_blas(model)
         self.name = name
         self.scorer = scorer
         self.cfg = {

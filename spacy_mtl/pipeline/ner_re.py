@@ -14,7 +14,7 @@ from thinc.types import Floats2d
 from ..ml.decoding import batch_constrained_viterbi, biluo_tag_names, biluo_to_spans, biluo_transitions, spans_to_biluo
 from ..ml.heads import OUTPUT_LAYER, split_by_doc
 from ..ml.ner_re import PAIR_COLUMNS
-from ..ml.ops import use_threaded_blas
+from ..ml.ops import use_torch_blas
 from ..relations import has_relations_annotation, set_relation_rows
 from ..scoring import score_entities_relations
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
@@ -149,7 +149,7 @@ class NerRe(MultiTaskPipe):
         scorer: Optional[Callable] = score_entities_relations,
     ) -> None:
         self.vocab = vocab
-        self.model = use_threaded_blas(model)
+        self.model = use_torch_blas(model)
         self.name = name
         self.scorer = scorer
         self.cfg = {

@@ -13,7 +13,7 @@ from thinc.types import Floats2d
 
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
 from ..ml.heads import OUTPUT_LAYER
-from ..ml.ops import use_threaded_blas
+from ..ml.ops import use_torch_blas
 from ..names import SLOTS_KEY
 from ..scoring import gold_intents, intent_label, score_slot_intent
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
@@ -129,7 +129,7 @@ class SlotIntent(MultiTaskPipe):
         scorer: Optional[Callable] = score_slot_intent,
     ) -> None:
         self.vocab = vocab
-        self.model = use_threaded_blas(model)
+        self.model = use_torch_blas(model)
         self.name = name
         self.scorer = scorer
         self.cfg = {
