@@ -1,6 +1,7 @@
 import itertools
 
 import numpy
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -113,3 +114,11 @@ def test_batch_decoding_matches_decoding_one_by_one(lengths, seed):
         batch = [numpy.log(rng.dirichlet(numpy.ones(len(tags)) * 0.3, size=n) + 1e-9) for n in lengths]
         expected = [constrained_viterbi(log_probs, *masks) for log_probs in batch]
         assert batch_constrained_viterbi(batch, *masks) == expected
+
+
+@pytest.mark.parametrize("transitions,names", [(bio_transitions, ["O", "B-x", "I-x"]), (biluo_transitions, ["O", "B-x", "I-x", "L-x", "U-x"])])
+def test_transition_masks_are_shared_and_read_only(transitions, names):
+    first, second = transitions(names), transitions(list(names))
+    assert all(a is b for a, b in zip(first, second))
+    with pytest.raises(ValueError, match="read-only"):
+        first[1][0, 0] = not first[1][0, 0]

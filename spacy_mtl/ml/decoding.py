@@ -1,4 +1,5 @@
 """Decoding of tag sequences under BIO constraints."""
+from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import numpy
@@ -16,7 +17,13 @@ def bio_tag_names(labels: Sequence[str]) -> List[str]:
 
 def bio_transitions(tag_names: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Which tags may start a sequence, and which tag may follow which:
-    an I-x only continues a B-x or an I-x."""
+    an I-x only continues a B-x or an I-x. Read-only arrays, worked out once
+    per tag set (a Python loop over pairs of tags, every batch otherwise)."""
+    return _bio_transitions(tuple(tag_names))
+
+
+@lru_cache(maxsize=64)
+def _bio_transitions(tag_names: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     n_tags = len(tag_names)
     can_start = numpy.ones(n_tags, dtype=bool)
     can_follow = numpy.ones((n_tags, n_tags), dtype=bool)
@@ -25,7 +32,14 @@ def bio_transitions(tag_names: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndar
             can_start[j] = False
             for i, previous in enumerate(tag_names):
                 can_follow[i, j] = previous[2:] == tag[2:] and previous != OUTSIDE
-    return can_start, can_follow
+    return _read_only(can_start, can_follow)
+
+
+def _read_only(*arrays: numpy.ndarray) -> Tuple[numpy.ndarray, ...]:
+    """The arrays, made read-only: the cached masks are shared."""
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def biluo_tag_names(labels: Sequence[str]) -> List[str]:
@@ -38,7 +52,13 @@ def biluo_tag_names(labels: Sequence[str]) -> List[str]:
 
 def biluo_transitions(tag_names: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Start, follow and end masks of BILUO: B-x and I-x go on with I-x or
-    L-x; every other tag is followed by O, B-y or U-y."""
+    L-x; every other tag is followed by O, B-y or U-y. Read-only arrays,
+    worked out once per tag set."""
+    return _biluo_transitions(tuple(tag_names))
+
+
+@lru_cache(maxsize=64)
+def _biluo_transitions(tag_names: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     n_tags = len(tag_names)
     inside = numpy.array([tag[:2] in ("B-", "I-") for tag in tag_names])
     can_follow = numpy.zeros((n_tags, n_tags), dtype=bool)
@@ -49,7 +69,7 @@ def biluo_transitions(tag_names: Sequence[str]) -> Tuple[numpy.ndarray, numpy.nd
             else:
                 can_follow[i, j] = tag == OUTSIDE or tag[:2] in ("B-", "U-")
     can_start = numpy.array([tag == OUTSIDE or tag[:2] in ("B-", "U-") for tag in tag_names])
-    return can_start, can_follow, ~inside
+    return _read_only(can_start, can_follow, ~inside)
 
 
 def constrained_viterbi(
