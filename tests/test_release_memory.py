@@ -1,5 +1,10 @@
-"""The release_memory component: trims the heap every N docs, survives
-saving and loading, and names a bad setting."""
+"""Memory over a long stream: the release_memory component trims the heap
+every N docs, survives saving and loading, and names a bad setting; the
+package bounds oneDNN's cache of primitives."""
+import os
+import subprocess
+import sys
+
 import pytest
 import spacy
 
@@ -35,3 +40,16 @@ def test_saved_pipeline_keeps_the_component(tmp_path):
 def test_bad_setting_is_named():
     with pytest.raises(ValueError, match="every_n_docs must be at least 1, got 0"):
         spacy.blank("en").add_pipe("release_memory", config={"every_n_docs": 0})
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "8"), ("100", "100")])
+def test_importing_spacy_mtl_bounds_onednns_primitive_cache_unless_set(preset, expected):
+    """oneDNN keeps a compiled primitive per input shape (1,024 by default,
+    about a megabyte each), and batches of text come in ever new shapes: the
+    package bounds the cache, and keeps a value the user has set."""
+    env = {name: value for name, value in os.environ.items() if name != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if preset is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
+    script = "import os, spacy_mtl; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected

@@ -56,7 +56,7 @@ def main(
     weights: Path = typer.Option(None, exists=True, file_okay=False, help="Start from this trained pipeline's weights"),
     profile: Path = typer.Option(None, help="Profile further steps after the timed ones; write the stats (pstats) here"),
     profile_steps_count: int = typer.Option(8, "--profile-steps", help="Steps to profile with --profile"),
-    thinc_blis: bool = typer.Option(False, "--thinc-blis", help="Multiply matrices with thinc's BLIS, as spacy-mtl did before it chose numpy's BLAS (to compare)"),
+    thinc_blis: bool = typer.Option(False, "--thinc-blis", help="Multiply the thinc heads' matrices with thinc's BLIS instead of PyTorch (to compare)"),
     heads_on_every_doc: bool = typer.Option(False, "--heads-on-every-doc", help="Run each component's heads over every doc of a batch, as spacy-mtl did before they skipped the docs without their gold (to compare)"),
 ):
     overrides = parse_config_overrides(ctx.args)
@@ -105,7 +105,7 @@ def main(
             "weights": None if weights is None else str(weights),
             "steps": steps,
             "warmup": warmup,
-            "matrix_products": "thinc BLIS" if thinc_blis else "numpy BLAS",
+            "matrix_products": "thinc BLIS" if thinc_blis else "PyTorch",
             "heads_run_on": "every doc" if heads_on_every_doc else "docs with their gold",
             "seconds_per_step": round(seconds / steps, 4),
             "words_per_second": round(words / seconds, 1),
