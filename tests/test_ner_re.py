@@ -501,6 +501,22 @@ def test_candidate_pairs_are_every_pair_within_reach_in_order(trained, seed):
     assert [tuple(row) for row in found] == all_pairs_within(entities, pipe.cfg["max_distance"])
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_a_batchs_candidate_pairs_are_each_docs(trained, seed):
+    """Found for the whole batch at once, each doc's pairs are the ones found
+    for it alone: none across docs, the same order (empty docs included)."""
+    pipe = trained[0].get_pipe("ner_re")
+    rng = numpy.random.default_rng(seed)
+    batch = []
+    for _ in range(int(rng.integers(1, 8))):
+        starts = rng.integers(0, 150, size=int(rng.integers(0, 12)))
+        batch.append([(int(s), int(s + rng.integers(1, 6)), str(rng.choice(["Peop", "Loc"]))) for s in starts])
+    found = pipe.candidate_pairs_of_docs(batch)
+    assert len(found) == len(batch)
+    for entities, pairs in zip(batch, found):
+        assert pairs.tolist() == pipe.candidate_pairs(entities).tolist()
+
+
 def test_candidate_pairs_grow_linearly_with_the_document(trained):
     """Entities every 5 tokens: each has the same number within reach, so
     ten times the document is about ten times the pairs, not a hundred."""

@@ -255,6 +255,26 @@ class NerRe(MultiTaskPipe):
         columns = (starts[heads], ends[heads], types[heads], starts[tails], ends[tails], types[tails])
         return numpy.stack(columns, axis=1).astype("int32").reshape(-1, PAIR_COLUMNS)
 
+    def candidate_pairs_of_docs(self, entities_per_doc: List[List[EntityTuple]]) -> List[numpy.ndarray]:
+        """candidate_pairs of each doc, found for a whole batch in one set of
+        array operations (on short docs, a dozen array calls per doc cost
+        more than finding their few pairs): each doc's entities are shifted
+        beyond the reach of the previous doc's, then the rows are split by
+        doc and shifted back."""
+        reach = self.cfg["max_distance"] + 1
+        shifted: List[EntityTuple] = []
+        offsets: List[int] = []
+        offset = 0
+        for entities in entities_per_doc:
+            offsets.append(offset)
+            shifted.extend((start + offset, end + offset, label) for start, end, label in entities)
+            offset += max((end for _, end, _ in entities), default=0) + reach
+        pairs = self.candidate_pairs(shifted)
+        doc_of_row = numpy.searchsorted(numpy.asarray(offsets), pairs[:, 0], side="right") - 1
+        pairs[:, [0, 1, 3, 4]] -= numpy.asarray(offsets, dtype="int32")[doc_of_row][:, None]
+        counts = numpy.bincount(doc_of_row, minlength=len(entities_per_doc))
+        return numpy.split(pairs, numpy.cumsum(counts)[:-1])
+
     def decode_entities(self, entity_logits: List[Floats2d]) -> List[List[EntityTuple]]:
         tag_names = self.tag_names
         ops = self.model.ops
@@ -277,7 +297,7 @@ class NerRe(MultiTaskPipe):
             entities = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
         else:
             entities = self.decode_entities(entity_logits)
-        pairs = [self.candidate_pairs(ents) for ents in entities]
+        pairs = self.candidate_pairs_of_docs(entities)
         probs = self._relation_probs(tokvecs, pairs)
         return entities, list(zip(pairs, probs))
 
