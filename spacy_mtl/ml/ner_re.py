@@ -191,11 +191,13 @@ def _predicted_logits(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]
     host_doc_of_pair = doc_of_rows(NumpyOps(), host_pairs)
     padded, sums = _prefix_sums(ops, tokvecs, cumsum=_fast_cumsum)
     blocks = _weight_blocks(model, first.get_param("W").reshape(-1, first.get_dim("nI")), padded.shape[2])
+    # With max_pool, the padded rows once, with the zero row of empty spans.
+    flat = _with_zero_row(ops, padded) if model.attrs["max_pool"] else None
     entities, head_index, tail_index = _distinct_entities(host_doc_of_pair, host_P, sums.shape[1])
-    head_terms, tail_terms = _entity_terms(model, padded, sums, entities, blocks)
+    head_terms, tail_terms = _entity_terms(model, sums, flat, entities, blocks)
     Y = head_terms[ops.asarray1i(head_index)]
     Y += tail_terms[ops.asarray1i(tail_index)]
-    Y += _gap_terms(model, padded, sums, host_P, host_doc_of_pair, blocks)
+    Y += _gap_terms(model, padded, sums, flat, host_P, host_doc_of_pair, blocks)
     if "distance" in blocks:
         distance_terms = ops.gemm(model.get_param("distance_embedding"), blocks["distance"], trans2=True)
         Y += distance_terms[ops.asarray1i(_distance_rows(host_P))]
@@ -248,7 +250,7 @@ def _distinct_entities(doc_of_pair: numpy.ndarray, host_P: numpy.ndarray, n_rows
     return (entity_docs, starts, ends, types), index[: len(host_P)], index[len(host_P) :]
 
 
-def _entity_terms(model: Model, padded: Floats3d, sums: Floats3d, entities, blocks: dict):
+def _entity_terms(model: Model, sums: Floats3d, flat: Optional[Floats2d], entities, blocks: dict):
     """The first layer's terms of each distinct entity as a pair's head and
     as its tail: its mean, its max (with max_pool) and its type embedding."""
     ops, xp = model.ops, model.ops.xp
@@ -256,17 +258,20 @@ def _entity_terms(model: Model, padded: Floats3d, sums: Floats3d, entities, bloc
     means = sums[docs, ends] - sums[docs, starts]
     means /= xp.maximum(ends - starts, 1).astype("float32")[:, None]
     table = model.get_param("type_embedding")[types]
+    maxes = _maxes(ops, flat, sums.shape[1] - 1, *entities[:3]) if flat is not None else None
     terms = []
     for role in ("head", "tail"):
         term = ops.gemm(means, blocks[f"{role}_mean"], trans2=True)
         term += ops.gemm(table, blocks[f"{role}_type"], trans2=True)
-        if model.attrs["max_pool"]:
-            term += ops.gemm(_maxes(ops, padded, *entities[:3]), blocks[f"{role}_max"], trans2=True)
+        if maxes is not None:
+            term += ops.gemm(maxes, blocks[f"{role}_max"], trans2=True)
         terms.append(term)
     return terms
 
 
-def _gap_terms(model: Model, padded: Floats3d, sums: Floats3d, host_P, host_doc_of_pair, blocks: dict) -> Floats2d:
+def _gap_terms(
+    model: Model, padded: Floats3d, sums: Floats3d, flat: Optional[Floats2d], host_P, host_doc_of_pair, blocks: dict
+) -> Floats2d:
     """The first layer's terms of each pair's gap: its mean and (with
     max_pool) its max. With more pairs than tokens, the tokens are projected
     first and a gap's mean term is a difference of the projections' prefix
@@ -285,17 +290,22 @@ def _gap_terms(model: Model, padded: Floats3d, sums: Floats3d, host_P, host_doc_
         terms = projected_sums[docs, ends]
         terms -= projected_sums[docs, starts]
     terms /= xp.maximum(ends - starts, 1).astype("float32")[:, None]
-    if model.attrs["max_pool"]:
-        terms += ops.gemm(_maxes(ops, padded, host_doc_of_pair, host_start, host_end), blocks["gap_max"], trans2=True)
+    if flat is not None:
+        terms += ops.gemm(_maxes(ops, flat, n_padded, host_doc_of_pair, host_start, host_end), blocks["gap_max"], trans2=True)
     return terms
 
 
-def _maxes(ops, padded: Floats3d, docs, starts, ends) -> Floats2d:
+def _with_zero_row(ops, padded: Floats3d) -> Floats2d:
+    """The padded docs' rows, one after another, and one zero row after them
+    that stands for an empty span."""
+    return ops.xp.vstack([padded.reshape(-1, padded.shape[2]), ops.alloc2f(1, padded.shape[2])])
+
+
+def _maxes(ops, flat: Floats2d, n_padded: int, docs, starts, ends) -> Floats2d:
     """The elementwise max over each span's tokens (zeros for an empty
-    span); the spans' docs, starts and ends come on the host."""
-    n_docs, n_padded, width = padded.shape
-    flat = ops.xp.vstack([padded.reshape(-1, width), ops.alloc2f(1, width)])
-    rows, lengths = _span_rows(numpy.asarray(docs) * n_padded, numpy.asarray(starts), numpy.asarray(ends), n_docs * n_padded)
+    span), from _with_zero_row's rows of docs padded to n_padded tokens; the
+    spans' docs, starts and ends come on the host."""
+    rows, lengths = _span_rows(numpy.asarray(docs) * n_padded, numpy.asarray(starts), numpy.asarray(ends), len(flat) - 1)
     return ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))[0]
 
 
@@ -325,8 +335,7 @@ def _span_maxes(ops, padded: Floats3d, host_P: numpy.ndarray, host_doc_of_pair: 
     pairs and their docs' indices come on the host, where the rows are
     worked out."""
     n_docs, max_len, width = padded.shape
-    # One zero row after the padded rows stands for an empty span.
-    flat = ops.xp.vstack([padded.reshape(-1, width), ops.alloc2f(1, width)])
+    flat = _with_zero_row(ops, padded)
     zero_row = n_docs * max_len
     gathered = []
     for start, end in _pair_spans(numpy, host_P):
