@@ -3,8 +3,13 @@ constraint of exactly one word attached to the root.
 
 Score matrices are (n + 1, n + 1): scores[d, h] is the score of word h
 heading word d, with node 0 the artificial root (its row is ignored). A
-decoded tree is a head array of length n + 1 whose entry 0 is 0."""
-from typing import List, Optional
+decoded tree is a head array of length n + 1 whose entry 0 is 0.
+
+The segments of a batch are decoded together, as one stack of matrices
+padded to the longest: each step is a few array operations over the whole
+stack, so a batch costs the same number of numpy calls however many
+segments it holds. Padding nodes hang from the root and head nothing."""
+from typing import List, NamedTuple, Optional, Sequence
 
 import numpy
 
@@ -16,7 +21,7 @@ def reaches_root(heads: numpy.ndarray) -> bool:
     heads 2^k times at once, k = log2(n) doublings cover any path."""
     ancestors = numpy.asarray(heads).copy()
     ancestors[0] = 0
-    for _ in range(max(1, int(numpy.ceil(numpy.log2(len(ancestors)))))):
+    for _ in range(_doublings(len(ancestors))):
         ancestors = ancestors[ancestors]
     return bool((ancestors == 0).all())
 
@@ -43,35 +48,8 @@ def find_cycle(heads: numpy.ndarray) -> Optional[List[int]]:
 def chu_liu_edmonds(scores: numpy.ndarray) -> numpy.ndarray:
     """The highest-scoring spanning tree rooted at node 0 (several words may
     attach to the root)."""
-    scores = numpy.array(scores, dtype="float64")
-    numpy.fill_diagonal(scores, NEG_INF)
-    scores[0] = NEG_INF
-    scores[0, 0] = 0.0
-    heads = scores.argmax(axis=1)
-    cycle = find_cycle(heads)
-    if cycle is None:
-        return heads
-    # Contract the cycle into one node (the last of the smaller graph):
-    # entering it means breaking the cycle at its best word, leaving it means
-    # the best cycle word as head.
-    in_cycle = numpy.zeros(len(scores), dtype=bool)
-    in_cycle[cycle] = True
-    cycle = numpy.flatnonzero(in_cycle)
-    outside = numpy.flatnonzero(~in_cycle)
-    n_outside = len(outside)
-    enter = scores[cycle][:, outside] - scores[cycle, heads[cycle]][:, None]
-    leave = scores[outside][:, cycle]
-    contracted = numpy.full((n_outside + 1, n_outside + 1), NEG_INF)
-    contracted[:n_outside, :n_outside] = scores[outside][:, outside]
-    contracted[n_outside, :n_outside] = enter.max(axis=0)
-    contracted[:n_outside, n_outside] = leave.max(axis=1)
-    contracted_heads = chu_liu_edmonds(contracted)
-    for index, node in enumerate(outside[1:], start=1):
-        head = contracted_heads[index]
-        heads[node] = outside[head] if head < n_outside else cycle[leave[index].argmax()]
-    entry_head = contracted_heads[n_outside]
-    heads[cycle[enter[:, entry_head].argmax()]] = outside[entry_head]
-    return heads
+    scores = numpy.array(scores, dtype="float64")[None]
+    return _spanning_trees(scores, numpy.ones(scores.shape[:2], dtype=bool))[0]
 
 
 def tree_score(scores: numpy.ndarray, heads: numpy.ndarray) -> float:
@@ -79,26 +57,228 @@ def tree_score(scores: numpy.ndarray, heads: numpy.ndarray) -> float:
 
 
 def decode_tree(scores: numpy.ndarray) -> numpy.ndarray:
-    """The best tree found with exactly one word attached to the root: when
-    the unconstrained maximum spanning tree has several, each of them is
-    tried as the only root child and the best resulting tree is kept."""
+    """The best tree with exactly one word attached to the root."""
+    return decode_trees(numpy.asarray(scores)[None], [len(scores) - 1])[0]
+
+
+def decode_trees(scores: numpy.ndarray, lengths: Sequence[int]) -> numpy.ndarray:
+    """The best one-root tree of each segment: scores (segments, n + 1,
+    n + 1), segment s's words the first lengths[s]; heads (segments, n + 1),
+    0 beyond each length. When the unconstrained maximum spanning tree has
+    several root children, each of them is tried as the only one and the
+    best resulting tree is kept."""
     scores = numpy.array(scores, dtype="float64")
-    # Arcs masked with -inf stay usable as a last resort, so a tree always exists.
+    real = numpy.arange(scores.shape[1])[None, :] <= numpy.asarray(lengths)[:, None]
+    _floor_masked_arcs(scores, real)
+    heads = _spanning_trees(scores.copy(), real)
+    root_children = (heads == 0) & real
+    root_children[:, 0] = False
+    several = numpy.flatnonzero(root_children.sum(axis=1) > 1)
+    if len(several):
+        segments, children = numpy.nonzero(root_children[several])
+        segments = several[segments]
+        constrained = scores[segments]
+        kept = constrained[numpy.arange(len(children)), children, 0]
+        constrained[:, 1:, 0] = NEG_INF
+        constrained[numpy.arange(len(children)), children, 0] = kept
+        candidates = _spanning_trees(constrained, real[segments])
+        totals = _tree_scores(scores[segments], candidates, real[segments])
+        # The best candidate of each segment; the first among equals.
+        order = numpy.lexsort((numpy.arange(len(segments)), -totals, segments))
+        first = numpy.r_[True, segments[order][1:] != segments[order][:-1]]
+        heads[segments[order][first]] = candidates[order][first]
+    heads[~real] = 0
+    return heads
+
+
+def _floor_masked_arcs(scores: numpy.ndarray, real: numpy.ndarray) -> None:
+    """Arcs masked with -inf stay usable as a last resort, below every other
+    arc of their segment, so a tree always exists."""
+    between_real = real[:, :, None] & real[:, None, :]
     finite = numpy.isfinite(scores)
-    if not finite.all():
-        floor = scores[finite].min() if finite.any() else 0.0
-        scores[~finite] = floor - 1e6
-    heads = chu_liu_edmonds(scores)
-    root_children = numpy.flatnonzero(heads[1:] == 0) + 1
-    if len(root_children) == 1:
-        return heads
-    best, best_score = None, NEG_INF
-    for child in root_children:
-        constrained = scores.copy()
-        constrained[1:, 0] = NEG_INF
-        constrained[child, 0] = scores[child, 0]
-        candidate = chu_liu_edmonds(constrained)
-        score = tree_score(scores, candidate)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+    if (finite | ~between_real).all():
+        return
+    floors = numpy.where(finite & between_real, scores, numpy.inf).min(axis=(1, 2))
+    floors = numpy.where(numpy.isfinite(floors), floors, 0.0)
+    numpy.copyto(scores, numpy.broadcast_to(floors[:, None, None] - 1e6, scores.shape), where=~finite & between_real)
+
+
+def _tree_scores(scores: numpy.ndarray, heads: numpy.ndarray, real: numpy.ndarray) -> numpy.ndarray:
+    arcs = numpy.take_along_axis(scores, heads[:, :, None], axis=2)[:, :, 0]
+    return numpy.where(real, arcs, 0.0)[:, 1:].sum(axis=1)
+
+
+def _doublings(n_nodes: int) -> int:
+    """Pointer doublings that follow any path of n_nodes nodes to its end."""
+    return max(1, int(numpy.ceil(numpy.log2(max(n_nodes, 2)))))
+
+
+def _spanning_trees(scores: numpy.ndarray, real: numpy.ndarray) -> numpy.ndarray:
+    """Chu-Liu-Edmonds on a stack of score matrices, changed in place; real
+    (segments, nodes) says which nodes exist.
+
+    Every group of nodes (at first each node alone) takes its best head
+    group; each cycle this makes is contracted into one group, all at once,
+    until no segment has a cycle. A contraction only rewrites the rows and
+    columns of the cycle's groups: entering the cycle means breaking it at
+    one group, so an arc into a group counts less its cycle arc; leaving it
+    means the best group of the cycle as head. The arcs taken are then
+    unrolled from the last contraction to the first."""
+    _mask_impossible_arcs(scores, real)
+    graph = _GroupGraph(scores)
+    contractions = []
+    # Only a segment that has just contracted a cycle can have a new one.
+    active = numpy.arange(len(scores))
+    while len(active):
+        cycles = _cycle_leaders(graph.best[active])
+        with_cycle = (cycles >= 0).any(axis=1)
+        active, cycles = active[with_cycle], cycles[with_cycle]
+        if len(active):
+            contractions.append(graph.contract(active, cycles))
+    return graph.unroll(contractions)
+
+
+def _mask_impossible_arcs(scores: numpy.ndarray, real: numpy.ndarray) -> None:
+    """No self loops and no head for the root; padding nodes hang from the
+    root and head nothing."""
+    n_nodes = scores.shape[1]
+    scores[~real] = NEG_INF
+    scores[~real, 0] = 0.0
+    numpy.copyto(scores, NEG_INF, where=~real[:, None, :])
+    scores[:, numpy.arange(n_nodes), numpy.arange(n_nodes)] = NEG_INF
+    scores[:, 0] = NEG_INF
+    scores[:, 0, 0] = 0.0
+
+
+class _GroupGraph:
+    """scores[s, a, b]: the best arc into group a from group b, each group
+    named by its smallest node; dependents[s, a, b] and heads[s, a, b] the
+    original nodes of that arc. best[s, a]: group a's best head group;
+    group_of[s, v]: node v's group."""
+
+    def __init__(self, scores: numpy.ndarray):
+        n_segments, n_nodes, _ = scores.shape
+        nodes = numpy.arange(n_nodes, dtype="int32")
+        self.scores = scores
+        self.dependents = numpy.broadcast_to(nodes[None, :, None], scores.shape).copy()
+        self.heads = numpy.broadcast_to(nodes[None, None, :], scores.shape).copy()
+        self.best = scores.argmax(axis=2)
+        self.group_of = numpy.broadcast_to(numpy.arange(n_nodes), (n_segments, n_nodes)).copy()
+
+    def tables(self):
+        return self.scores, self.dependents, self.heads
+
+    def contract(self, active: numpy.ndarray, cycles: numpy.ndarray) -> "_Contraction":
+        """Contract the cycles of the active segments, as _cycle_leaders
+        gives them (one row per active segment)."""
+        segments, members = numpy.nonzero(cycles >= 0)
+        leaders = cycles[segments, members]
+        segments = active[segments]
+        order = numpy.lexsort((members, leaders, segments))
+        segments, members, leaders = segments[order], members[order], leaders[order]
+        layout = _CycleLayout(segments * cycles.shape[1] + leaders)
+        cycle_heads = self.best[segments, members]
+        contraction = _Contraction(
+            segments, members, layout.starts,
+            self.dependents[segments, members, cycle_heads], self.heads[segments, members, cycle_heads],
+            self.group_of.copy(),
+        )
+        cycle_segments, cycle_groups = segments[layout.starts], leaders[layout.starts]
+        # Rows first, so that the columns of a cycle see the rows of another
+        # contracted beside it.
+        entering = self.scores[segments, members] - self.scores[segments, members, cycle_heads][:, None]
+        rows = _best_by_cycle(entering, layout, self.dependents[segments, members], self.heads[segments, members])
+        for table, values in zip(self.tables(), rows):
+            table[cycle_segments, cycle_groups, :] = values
+        columns = _best_by_cycle(
+            self.scores[segments, :, members], layout, self.dependents[segments, :, members], self.heads[segments, :, members]
+        )
+        for table, values in zip(self.tables(), columns):
+            table[cycle_segments, :, cycle_groups] = values
+        absorbed = members != leaders
+        self.scores[segments[absorbed], members[absorbed], :] = NEG_INF
+        self.scores[segments[absorbed], :, members[absorbed]] = NEG_INF
+        self.scores[cycle_segments, cycle_groups, cycle_groups] = NEG_INF
+        merged_into = numpy.broadcast_to(numpy.arange(cycles.shape[1]), self.best.shape).copy()
+        merged_into[segments, members] = leaders
+        rows_of = numpy.arange(len(self.best))[:, None]
+        # A group headed by a cycle's group keeps that arc, now to the cycle.
+        self.best = merged_into[rows_of, self.best]
+        self.best[segments[absorbed], members[absorbed]] = 0
+        self.best[cycle_segments, cycle_groups] = self.scores[cycle_segments, cycle_groups].argmax(axis=1)
+        self.group_of = merged_into[rows_of, self.group_of]
+        return contraction
+
+    def unroll(self, contractions: List["_Contraction"]) -> numpy.ndarray:
+        """Each node's head. From the last contraction back, the arc a
+        cycle's group takes goes to the group it enters; every other group
+        of the cycle keeps its cycle arc."""
+        rows_of = numpy.arange(len(self.best))[:, None]
+        groups = numpy.arange(self.best.shape[1])
+        dependents = self.dependents[rows_of, groups, self.best]
+        heads = self.heads[rows_of, groups, self.best]
+        for c in reversed(contractions):
+            cycle_segments, cycle_groups = c.segments[c.starts], c.members[c.starts]
+            entering_dependents = dependents[cycle_segments, cycle_groups]
+            entering_heads = heads[cycle_segments, cycle_groups]
+            dependents[c.segments, c.members] = c.cycle_dependents
+            heads[c.segments, c.members] = c.cycle_heads
+            entered = c.group_of[cycle_segments, entering_dependents]
+            dependents[cycle_segments, entered] = entering_dependents
+            heads[cycle_segments, entered] = entering_heads
+        return heads.astype(numpy.intp)
+
+
+class _Contraction(NamedTuple):
+    segments: numpy.ndarray  # the cycles' groups, cycle by cycle
+    members: numpy.ndarray
+    starts: numpy.ndarray  # where each cycle begins; its first member leads it
+    cycle_dependents: numpy.ndarray  # each member's cycle arc
+    cycle_heads: numpy.ndarray
+    group_of: numpy.ndarray  # each node's group before the contraction
+
+
+def _best_by_cycle(values, cycles: "_CycleLayout", dependents: numpy.ndarray, heads: numpy.ndarray):
+    """Per cycle and column, the best of its members' rows (the first
+    member among equals), with the arc's original nodes."""
+    stacked = numpy.full((cycles.n_cycles, cycles.longest, values.shape[1]), NEG_INF)
+    stacked[cycles.cycle_of, cycles.position] = values
+    winner = stacked.argmax(axis=1)
+    member = cycles.starts[:, None] + winner
+    columns = numpy.arange(values.shape[1])
+    return values[member, columns], dependents[member, columns], heads[member, columns]
+
+
+class _CycleLayout:
+    """Members sorted by cycle: each member's cycle and place in it."""
+
+    def __init__(self, keys: numpy.ndarray):
+        first = numpy.r_[True, keys[1:] != keys[:-1]]
+        self.starts = numpy.flatnonzero(first)
+        self.cycle_of = numpy.cumsum(first) - 1
+        self.position = numpy.arange(len(keys)) - self.starts[self.cycle_of]
+        self.n_cycles, self.longest = len(self.starts), int(self.position.max()) + 1
+
+
+def _cycle_leaders(heads: numpy.ndarray) -> numpy.ndarray:
+    """For each node on a cycle, the smallest node of its cycle; -1 for the
+    others. After n steps every walk is on the cycle it ends in, and on a
+    cycle those endpoints are the whole cycle."""
+    n_nodes = heads.shape[1]
+    offsets = numpy.arange(len(heads))[:, None] * n_nodes
+    pointers = heads + offsets  # into the flattened stack
+    pointers[:, 0] = offsets[:, 0]
+    far = pointers
+    for _ in range(_doublings(n_nodes)):
+        far = far.ravel()[far]
+    on_cycle = numpy.zeros(heads.size, dtype=bool)
+    on_cycle[far.ravel()] = True
+    on_cycle = on_cycle.reshape(heads.shape)
+    on_cycle[:, 0] = False
+    leaders = numpy.where(on_cycle, numpy.arange(n_nodes), n_nodes)
+    for _ in range(_doublings(n_nodes)):
+        leaders = numpy.minimum(leaders, leaders.ravel()[pointers])
+        pointers = pointers.ravel()[pointers]
+    return numpy.where(on_cycle, leaders, -1)
+
+

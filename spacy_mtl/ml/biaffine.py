@@ -6,7 +6,7 @@ from typing import Dict
 import numpy
 import torch
 
-from ..trees import decode_tree
+from ..trees import decode_trees
 from .torch_util import MASKED_SCORE, mlp, unpack
 
 # Outputs with a gradient, in the order the backward pass passes them.
@@ -67,13 +67,12 @@ class BiaffineParser(torch.nn.Module):
         if self.training:
             heads[missing] = arcs.argmax(dim=-1)[missing]
             return heads
-        scores = arcs.detach().float().cpu().numpy()
-        lengths = mask.sum(dim=1).tolist()
-        for s, length in enumerate(lengths):
-            if length and bool(missing[s].any()):
-                tree = decode_tree(_square_scores(scores[s], length))[1:]
-                row = torch.as_tensor(tree, device=heads.device)
-                heads[s, :length] = torch.where(heads[s, :length] < 0, row, heads[s, :length])
+        # One transfer off the device, and all the batch's trees decoded at once.
+        decoding = torch.nonzero(missing.any(dim=1)).flatten()
+        scores = _square_scores(arcs[decoding].detach().float().cpu().numpy())
+        trees = decode_trees(scores, mask[decoding].sum(dim=1).tolist())[:, 1:]
+        trees = torch.as_tensor(trees, dtype=heads.dtype, device=heads.device)
+        heads[decoding] = torch.where(missing[decoding], trees, heads[decoding])
         return heads
 
 
@@ -96,8 +95,9 @@ def _label_bilinear(dep: torch.Tensor, weight: torch.Tensor, heads: torch.Tensor
 LABEL_CHUNK = 1024
 
 
-def _square_scores(arcs: numpy.ndarray, length: int) -> numpy.ndarray:
-    """A segment's arc scores as the (n + 1, n + 1) matrix of decode_tree."""
-    square = numpy.full((length + 1, length + 1), MASKED_SCORE, dtype="float64")
-    square[1:] = arcs[:length, : length + 1]
+def _square_scores(arcs: numpy.ndarray) -> numpy.ndarray:
+    """Segments' arc scores (segments, n, n + 1) as the (n + 1, n + 1)
+    matrices of decode_trees, the root's row masked."""
+    square = numpy.full((len(arcs), arcs.shape[1] + 1, arcs.shape[2]), MASKED_SCORE, dtype="float64")
+    square[:, 1:] = arcs
     return square
