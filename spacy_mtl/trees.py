@@ -64,9 +64,33 @@ def decode_tree(scores: numpy.ndarray) -> numpy.ndarray:
 def decode_trees(scores: numpy.ndarray, lengths: Sequence[int]) -> numpy.ndarray:
     """The best one-root tree of each segment: scores (segments, n + 1,
     n + 1), segment s's words the first lengths[s]; heads (segments, n + 1),
-    0 beyond each length. When the unconstrained maximum spanning tree has
-    several root children, each of them is tried as the only one and the
-    best resulting tree is kept."""
+    0 beyond each length. Segments of similar length are decoded together
+    (groups of at least MIN_GROUP, their lengths within 1.5x + 8 of the
+    shortest), so that short ones are not padded to the longest."""
+    lengths = numpy.asarray(lengths, dtype=numpy.intp)
+    heads = numpy.zeros(numpy.shape(scores)[:2], dtype=numpy.intp)
+    order = numpy.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        shortest = lengths[order[start]]
+        end = start + 1
+        while end < len(order) and (end - start < MIN_GROUP or lengths[order[end]] <= 1.5 * shortest + 8):
+            end += 1
+        group = order[start:end]
+        size = lengths[group].max() + 1
+        heads[group, :size] = _decode_stack(numpy.asarray(scores)[group, :size, :size], lengths[group])
+        start = end
+    return heads
+
+
+# Segments decoded together at the least.
+MIN_GROUP = 32
+
+
+def _decode_stack(scores: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
+    """decode_trees of one stack. When the unconstrained maximum spanning
+    tree has several root children, each of them is tried as the only one
+    and the best resulting tree is kept."""
     scores = numpy.array(scores, dtype="float64")
     real = numpy.arange(scores.shape[1])[None, :] <= numpy.asarray(lengths)[:, None]
     _floor_masked_arcs(scores, real)

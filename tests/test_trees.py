@@ -141,3 +141,13 @@ def test_a_batch_decodes_each_segment_as_alone(matrices):
     decoded = decode_trees(stack, [len(scores) - 1 for scores in matrices])
     for heads, scores in zip(decoded, matrices):
         assert heads.tolist() == decode_tree(scores).tolist() + [0] * (size - len(scores))
+
+
+def test_segments_of_many_lengths_are_decoded_as_alone():
+    """Enough segments to be decoded in groups of similar length."""
+    rng = numpy.random.default_rng(1)
+    lengths = rng.integers(0, 60, size=100)
+    stack = rng.normal(size=(100, 61, 61)) + 2 * rng.normal(size=(100, 1, 61))
+    decoded = decode_trees(stack, lengths)
+    for heads, scores, length in zip(decoded, stack, lengths):
+        assert heads.tolist() == decode_tree(scores[: length + 1, : length + 1]).tolist() + [0] * (60 - length)
