@@ -5,8 +5,8 @@ width 32), where the encoder costs almost nothing and what is left is each
 pipeline's overhead per word and per step.
 
 - inference: microseconds per word of the heads, the pipeline's time minus
-  its transformer's alone, at each batch size (median of --runs after a
-  warm-up);
+  its transformer's alone, at each batch size (the two timed in turn, the
+  median of --runs differences after a warm-up);
 - training: milliseconds per step outside the transformer's forward and
   backward passes, on the all-in-one config's own training batches.
 
@@ -90,26 +90,29 @@ def words_in(texts: List[str]) -> int:
     return sum(len(text.split()) for text in texts)
 
 
-def time_pipe(nlp, texts: List[str], batch_size: int, runs: int) -> float:
-    list(nlp.pipe(texts[: batch_size * 2], batch_size=batch_size))  # warm-up
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        for _ in nlp.pipe(texts, batch_size=batch_size):
-            pass
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+def time_pipe(nlp, texts: List[str], batch_size: int) -> float:
+    start = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass
+    return time.perf_counter() - start
 
 
 def inference(nlp, texts: List[str], batch_size: int, runs: int) -> Dict[str, float]:
+    """The whole pipeline and its transformer alone timed in turn, run
+    after run, so that both see the same state of a shared machine; the
+    heads' cost is the median of the runs' differences."""
     words = words_in(texts)
-    whole = time_pipe(nlp, texts, batch_size, runs)
-    with nlp.select_pipes(enable=["transformer"]):
-        encoder = time_pipe(nlp, texts, batch_size, runs)
+    list(nlp.pipe(texts[: batch_size * 2], batch_size=batch_size))  # warm-up
+    whole, encoder = [], []
+    for _ in range(runs):
+        whole.append(time_pipe(nlp, texts, batch_size))
+        with nlp.select_pipes(enable=["transformer"]):
+            encoder.append(time_pipe(nlp, texts, batch_size))
+    heads = statistics.median(w - e for w, e in zip(whole, encoder))
     return {
-        "words_per_second": round(words / whole, 1),
-        "transformer_words_per_second": round(words / encoder, 1),
-        "heads_us_per_word": round(1e6 * (whole - encoder) / words, 1),
+        "words_per_second": round(words / statistics.median(whole), 1),
+        "transformer_words_per_second": round(words / statistics.median(encoder), 1),
+        "heads_us_per_word": round(1e6 * heads / words, 1),
     }
 
 
@@ -165,7 +168,7 @@ def main(
     config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="The all-in-one config"),
     n_words: int = typer.Option(20_000, help="Words of dev text to annotate"),
     batch_sizes: str = typer.Option("64,256", help="Texts per batch, comma-separated"),
-    runs: int = typer.Option(3, help="Timed inference runs (the median is kept)"),
+    runs: int = typer.Option(7, help="Timed inference runs of each pipeline and its transformer in turn (the median is kept)"),
     steps: int = typer.Option(30, help="Training steps to time"),
     warmup: int = typer.Option(300, help="Training steps taken first, untimed"),
     output: Path = typer.Option(None, help="Write the figures as JSON here"),
