@@ -90,9 +90,45 @@ def batch_constrained_viterbi(
 ) -> List[List[int]]:
     """constrained_viterbi of several (n_tokens, n_tags) arrays at once: one
     step per token position for all sequences still running, which saves
-    the per-sequence Python loop on batches of short sentences."""
+    the per-sequence Python loop on batches of short sentences. With no
+    transition scores, a sequence whose best tag at each token already
+    obeys the masks needs no search: no other path scores more."""
     lengths = numpy.array([len(scores) for scores in log_probs], dtype="int64")
     if not len(lengths) or not lengths.max():
+        return [[] for _ in log_probs]
+    best = numpy.concatenate(log_probs).argmax(axis=1)
+    result = [path.tolist() for path in numpy.split(best, numpy.cumsum(lengths)[:-1])]
+    searched = numpy.flatnonzero(~_allowed(best, lengths, can_start, can_follow, can_end))
+    if len(searched):
+        for i, path in zip(searched, _viterbi([log_probs[i] for i in searched], can_start, can_follow, can_end)):
+            result[i] = path
+    return result
+
+
+def _allowed(paths: numpy.ndarray, lengths: numpy.ndarray, can_start, can_follow, can_end) -> numpy.ndarray:
+    """Whether each of the concatenated paths obeys the transition masks."""
+    ends = numpy.cumsum(lengths)
+    starts = ends - lengths
+    running = lengths > 0
+    broken = ~can_follow[paths[:-1], paths[1:]]
+    broken[starts[running][1:] - 1] = False  # from one path into the next
+    n_broken = numpy.concatenate([[0], numpy.cumsum(broken)])
+    last = len(n_broken) - 1  # an empty path may start past the end
+    allowed = ~running | (n_broken[numpy.clip(ends - 1, 0, last)] == n_broken[numpy.minimum(starts, last)])
+    allowed[running] &= can_start[paths[starts[running]]]
+    if can_end is not None:
+        allowed[running] &= can_end[paths[ends[running] - 1]]
+    return allowed
+
+
+def _viterbi(
+    log_probs: Sequence[numpy.ndarray],
+    can_start: numpy.ndarray,
+    can_follow: numpy.ndarray,
+    can_end: Optional[numpy.ndarray] = None,
+) -> List[List[int]]:
+    lengths = numpy.array([len(scores) for scores in log_probs], dtype="int64")
+    if not lengths.max():
         return [[] for _ in log_probs]
     # Longest first, so the sequences running at step t are the first n_running[t].
     order = numpy.argsort(-lengths, kind="stable")
@@ -134,23 +170,29 @@ class _ViterbiStep:
         self.restricted = numpy.flatnonzero(~allowed.all(axis=1))
         previous = [numpy.flatnonzero(allowed[tag]) for tag in self.restricted]
         width = max([len(tags) for tags in previous] + [1])
+        # Rows padded with their first tag: argmax takes the first of equal
+        # values, so a repeat never wins. A tag no tag may precede keeps 0.
         self.previous = numpy.zeros((len(previous), width), dtype=numpy.int64)
-        self.padding = numpy.ones((len(previous), width), dtype=bool)
         for row, tags in enumerate(previous):
-            self.previous[row, : len(tags)] = tags
-            self.padding[row, : len(tags)] = False
+            if len(tags):
+                self.previous[row] = tags[0]
+                self.previous[row, : len(tags)] = tags
+        self.unreachable = self.restricted[[not len(tags) for tags in previous]]
+        self.rows = numpy.arange(len(previous))
 
     def __call__(self, score: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
         """score (sequences, tags) -> best score reaching each tag, and from which tag."""
-        rows = numpy.arange(len(score))
         argmax = score.argmax(axis=1)
-        best = numpy.repeat(score[rows, argmax][:, None], self.n_tags, axis=1)
-        backpointers = numpy.repeat(argmax[:, None], self.n_tags, axis=1)
+        best = numpy.empty_like(score)
+        best[:] = score.max(axis=1)[:, None]
+        backpointers = numpy.empty(score.shape, dtype=numpy.int64)
+        backpointers[:] = argmax[:, None]
         if len(self.restricted):
-            candidates = numpy.where(self.padding, -numpy.inf, score[:, self.previous])
+            candidates = score[:, self.previous]
             choice = candidates.argmax(axis=2)
-            best[:, self.restricted] = numpy.take_along_axis(candidates, choice[..., None], axis=2)[..., 0]
-            backpointers[:, self.restricted] = self.previous[numpy.arange(len(self.restricted)), choice]
+            best[:, self.restricted] = candidates.max(axis=2)
+            backpointers[:, self.restricted] = self.previous[self.rows, choice]
+            best[:, self.unreachable] = -numpy.inf
         return best, backpointers
 
 
