@@ -5,10 +5,11 @@ Score matrices are (n + 1, n + 1): scores[d, h] is the score of word h
 heading word d, with node 0 the artificial root (its row is ignored). A
 decoded tree is a head array of length n + 1 whose entry 0 is 0.
 
-The segments of a batch are decoded together, as one stack of matrices
-padded to the longest: each step is a few array operations over the whole
-stack, so a batch costs the same number of numpy calls however many
-segments it holds. Padding nodes hang from the root and head nothing."""
+The segments of a batch are decoded together, in stacks of matrices padded
+to the longest of each: a round of the algorithm is a few array operations
+over a whole stack, so a stack costs about the same number of numpy calls
+however many segments it holds. Padding nodes hang from the root and head
+nothing."""
 from typing import List, NamedTuple, Optional, Sequence
 
 import numpy
@@ -91,7 +92,7 @@ def _decode_stack(scores: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarra
     """decode_trees of one stack. When the unconstrained maximum spanning
     tree has several root children, each of them is tried as the only one
     and the best resulting tree is kept."""
-    scores = numpy.array(scores, dtype="float64")
+    scores = numpy.asarray(scores, dtype="float64")  # a copy already
     real = numpy.arange(scores.shape[1])[None, :] <= numpy.asarray(lengths)[:, None]
     _floor_masked_arcs(scores, real)
     heads = _spanning_trees(scores.copy(), real)
