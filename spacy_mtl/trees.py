@@ -255,8 +255,8 @@ class _GroupGraph:
 
 
 class _Contraction(NamedTuple):
-    segments: numpy.ndarray  # the cycles' groups, cycle by cycle
-    members: numpy.ndarray
+    segments: numpy.ndarray  # of each group on a cycle, cycle by cycle
+    members: numpy.ndarray  # the groups on a cycle
     starts: numpy.ndarray  # where each cycle begins; its first member leads it
     cycle_dependents: numpy.ndarray  # each member's cycle arc
     cycle_heads: numpy.ndarray
