@@ -100,7 +100,8 @@ def batch_constrained_viterbi(
     result = [path.tolist() for path in numpy.split(best, numpy.cumsum(lengths)[:-1])]
     searched = numpy.flatnonzero(~_allowed(best, lengths, can_start, can_follow, can_end))
     if len(searched):
-        for i, path in zip(searched, _viterbi([log_probs[i] for i in searched], can_start, can_follow, can_end)):
+        searched_paths = _viterbi([log_probs[i] for i in searched], lengths[searched], can_start, can_follow, can_end)
+        for i, path in zip(searched, searched_paths):
             result[i] = path
     return result
 
@@ -121,15 +122,8 @@ def _allowed(paths: numpy.ndarray, lengths: numpy.ndarray, can_start, can_follow
     return allowed
 
 
-def _viterbi(
-    log_probs: Sequence[numpy.ndarray],
-    can_start: numpy.ndarray,
-    can_follow: numpy.ndarray,
-    can_end: Optional[numpy.ndarray] = None,
-) -> List[List[int]]:
-    lengths = numpy.array([len(scores) for scores in log_probs], dtype="int64")
-    if not lengths.max():
-        return [[] for _ in log_probs]
+def _viterbi(log_probs: Sequence[numpy.ndarray], lengths: numpy.ndarray, can_start, can_follow, can_end) -> List[List[int]]:
+    """The search, over sequences none of which is empty."""
     # Longest first, so the sequences running at step t are the first n_running[t].
     order = numpy.argsort(-lengths, kind="stable")
     lengths = lengths[order]
@@ -166,7 +160,6 @@ class _ViterbiStep:
 
     def __init__(self, can_follow: numpy.ndarray):
         allowed = can_follow.T  # [tag, previous tag]
-        self.n_tags = len(allowed)
         self.restricted = numpy.flatnonzero(~allowed.all(axis=1))
         previous = [numpy.flatnonzero(allowed[tag]) for tag in self.restricted]
         width = max([len(tags) for tags in previous] + [1])

@@ -151,12 +151,17 @@ def _pair_features(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]):
 
 
 def _prefix_sums(ops, tokvecs: List[Floats2d], cumsum=None) -> Tuple[Floats3d, Floats3d]:
-    """The docs' token vectors padded to one array, and each doc's prefix
-    sums after a zero row: a span's sum is the difference of two rows."""
+    """The docs' token vectors padded to one array, and its _padded_prefix_sums."""
     padded = ops.pad(tokvecs)
-    sums = ops.alloc3f(len(tokvecs), padded.shape[1] + 1, padded.shape[2])
+    return padded, _padded_prefix_sums(ops, padded, cumsum)
+
+
+def _padded_prefix_sums(ops, padded: Floats3d, cumsum=None) -> Floats3d:
+    """Each padded doc's prefix sums after a zero row: a span's sum is the
+    difference of two rows."""
+    sums = ops.alloc3f(padded.shape[0], padded.shape[1] + 1, padded.shape[2])
     sums[:, 1:] = (cumsum or ops.xp.cumsum)(padded, axis=1)
-    return padded, sums
+    return sums
 
 
 def _fast_cumsum(X, axis: int):
@@ -285,8 +290,7 @@ def _gap_terms(
         terms = ops.gemm(terms, blocks["gap_mean"], trans2=True)
     else:
         projected = ops.gemm(padded.reshape(-1, width), blocks["gap_mean"], trans2=True)
-        projected_sums = ops.alloc3f(n_docs, n_padded + 1, projected.shape[1])
-        projected_sums[:, 1:] = _fast_cumsum(projected.reshape(n_docs, n_padded, -1), axis=1)
+        projected_sums = _padded_prefix_sums(ops, projected.reshape(n_docs, n_padded, -1), _fast_cumsum)
         terms = projected_sums[docs, ends]
         terms -= projected_sums[docs, starts]
     terms /= xp.maximum(ends - starts, 1).astype("float32")[:, None]
@@ -305,8 +309,15 @@ def _maxes(ops, flat: Floats2d, n_padded: int, docs, starts, ends) -> Floats2d:
     """The elementwise max over each span's tokens (zeros for an empty
     span), from _with_zero_row's rows of docs padded to n_padded tokens; the
     spans' docs, starts and ends come on the host."""
-    rows, lengths = _span_rows(numpy.asarray(docs) * n_padded, numpy.asarray(starts), numpy.asarray(ends), len(flat) - 1)
-    return ops.reduce_max(flat[ops.asarray1i(rows)], ops.asarray1i(lengths))[0]
+    rows, lengths = _flat_span_rows(ops, n_padded, len(flat) - 1, docs, starts, ends)
+    return ops.reduce_max(flat[rows], lengths)[0]
+
+
+def _flat_span_rows(ops, n_padded: int, zero_row: int, docs, starts, ends):
+    """_span_rows of spans in docs padded to n_padded tokens, on the
+    device; docs, starts and ends come on the host."""
+    rows, lengths = _span_rows(numpy.asarray(docs) * n_padded, numpy.asarray(starts), numpy.asarray(ends), zero_row)
+    return ops.asarray1i(rows), ops.asarray1i(lengths)
 
 
 def _pair_spans(xp, P: Ints2d) -> List[Tuple[Ints1d, Ints1d]]:
@@ -337,10 +348,9 @@ def _span_maxes(ops, padded: Floats3d, host_P: numpy.ndarray, host_doc_of_pair: 
     n_docs, max_len, width = padded.shape
     flat = _with_zero_row(ops, padded)
     zero_row = n_docs * max_len
-    gathered = []
-    for start, end in _pair_spans(numpy, host_P):
-        rows, lengths = _span_rows(host_doc_of_pair * max_len, start, end, zero_row)
-        gathered.append((ops.asarray1i(rows), ops.asarray1i(lengths)))
+    gathered = [
+        _flat_span_rows(ops, max_len, zero_row, host_doc_of_pair, start, end) for start, end in _pair_spans(numpy, host_P)
+    ]
     maxes, whiches = [], []
     for rows, lengths in gathered:
         span_max, which = ops.reduce_max(flat[rows], lengths)
