@@ -318,24 +318,33 @@ def test_parser_gradients_repeat_exactly_on_several_threads():
         torch.set_num_threads(threads)
 
 
-def test_label_scores_are_the_same_in_training_and_in_inference(monkeypatch):
+@pytest.mark.parametrize("head_group", [16, 2, 1])
+def test_label_scores_are_the_same_in_training_and_in_inference(monkeypatch, head_group):
     """The parser's label scores, one product per distinct head in chunks of
-    tokens: the same with and without a gradient, and those of the formula."""
+    tokens, each head's tokens grouped (beyond head_group, one by one): the
+    same with and without a gradient, and those of the formula."""
     import torch
 
     from spacy_mtl.ml import biaffine
 
     monkeypatch.setattr(biaffine, "LABEL_CHUNK", 16)  # chunks that end mid-batch
+    monkeypatch.setattr(biaffine, "HEAD_GROUP", head_group)
     torch.manual_seed(0)
-    dep, heads = torch.randn(40, 16), torch.randn(12, 16)
+    dep, heads = torch.randn(40, 16, requires_grad=True), torch.randn(12, 16, requires_grad=True)
     rows = torch.randint(0, 12, (40,))  # tokens sharing heads
     weight = torch.randn(7, 16, 16, requires_grad=True)
+    d_scores = torch.randn(40, 7)
     trained = biaffine._label_bilinear(dep, weight, heads, rows)
-    assert trained.requires_grad
+    trained.backward(d_scores)
+    gradients = [tensor.grad.clone() for tensor in (dep, weight, heads)]
     with torch.no_grad():
         inferred = biaffine._label_bilinear(dep, weight, heads, rows)
     assert inferred.shape == (40, 7)
-    expected = torch.stack([dep[i] @ weight[label] @ heads[rows[i]] for i in range(40) for label in range(7)])
-    expected = expected.reshape(40, 7).detach()
-    torch.testing.assert_close(inferred, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(trained.detach(), expected, rtol=1e-5, atol=1e-5)
+    expected = torch.stack([dep[i] @ weight[label] @ heads[rows[i]] for i in range(40) for label in range(7)]).reshape(40, 7)
+    torch.testing.assert_close(inferred, expected.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trained.detach(), expected.detach(), rtol=1e-5, atol=1e-5)
+    for tensor in (dep, weight, heads):
+        tensor.grad = None
+    expected.backward(d_scores)
+    for found, tensor in zip(gradients, (dep, weight, heads)):
+        torch.testing.assert_close(found, tensor.grad, rtol=1e-4, atol=1e-4)

@@ -22,7 +22,7 @@ from ..weighting import HeadWeights
 # shared transformer, one vector per token (mean of its word pieces).
 TRANSFORMER_LISTENER_CONFIG = """
 [model.tok2vec]
-@architectures = "spacy-transformers.TransformerListener.v1"
+@architectures = "spacy_mtl.TransformerListener.v1"
 grad_factor = 1.0
 upstream = "*"
 
