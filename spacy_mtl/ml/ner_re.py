@@ -192,9 +192,12 @@ def _predicted_logits(model: Model, tokvecs: List[Floats2d], pairs: List[Ints2d]
     host_pairs = [ops.to_numpy(doc_pairs).reshape(-1, PAIR_COLUMNS) for doc_pairs in pairs]
     if not sum(len(doc_pairs) for doc_pairs in host_pairs):
         return ops.alloc2f(0, model.get_ref(OUTPUT_LAYER).get_dim("nO"))
+    # Only the docs with pairs are padded and summed: most docs of a batch
+    # have fewer than two entities.
+    with_pairs = [i for i, doc_pairs in enumerate(host_pairs) if len(doc_pairs)]
     host_P = numpy.concatenate(host_pairs)
-    host_doc_of_pair = doc_of_rows(NumpyOps(), host_pairs)
-    padded, sums = _prefix_sums(ops, tokvecs, cumsum=_fast_cumsum)
+    host_doc_of_pair = doc_of_rows(NumpyOps(), [host_pairs[i] for i in with_pairs])
+    padded, sums = _prefix_sums(ops, [tokvecs[i] for i in with_pairs], cumsum=_fast_cumsum)
     blocks = _weight_blocks(model, first.get_param("W").reshape(-1, first.get_dim("nI")), padded.shape[2])
     # With max_pool, the padded rows once, with the zero row of empty spans.
     flat = _with_zero_row(ops, padded) if model.attrs["max_pool"] else None
