@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import srsly
 import torch
 from spacy_transformers.layers.transformer_model import set_pytorch_transformer  # noqa: F401  (re-exported)
+from spacy_transformers.layers.trfs2arrays import forward as trfs2arrays_forward  # noqa: F401  (re-exported)
 from thinc.api import Model
 from thinc.layers.pytorchwrapper import forward as pytorch_wrapper_forward  # noqa: F401  (re-exported)
 from thinc.shims import PyTorchShim
@@ -20,6 +21,7 @@ __all__ = [
     "listener_batch", "set_listener_backprop", "layer_forward", "set_layer_forward",
     "torch_module", "pytorch_wrapper_forward", "use_params_with_averages",
     "msgpack_decoders_looked_up_once", "set_pytorch_transformer", "finish_update_at_once",
+    "trfs2arrays_forward",
 ]
 
 
@@ -70,6 +72,13 @@ def torch_module(shim: PyTorchShim) -> torch.nn.Module:
 # The all-layers encoder loads its Hugging Face model as TransformerModel.v3
 # does, through the function TransformerModel's init uses; the package's
 # `layers` exports the model, not this function.
+
+
+# -- spacy_transformers.layers.trfs2arrays.forward
+# The listener that shares its pooled vectors (ml/listener.py) pools as
+# spacy-transformers' listener does, through the forward function of its
+# `trfs2arrays` layer; the package exports the layer's builder only, and
+# the layer keeps no state, so the function alone is what it reuses.
 
 
 # -- thinc.layers.pytorchwrapper.forward

@@ -88,6 +88,15 @@ def test_pytorch_wrapper_forward_is_the_wrappers_forward():
     assert compat.layer_forward(wrapper) is compat.pytorch_wrapper_forward, message
 
 
+def test_trfs2arrays_forward_is_the_listeners_pooling_forward():
+    from spacy_transformers.layers import trfs2arrays
+    from thinc.api import reduce_mean
+
+    layer = trfs2arrays(reduce_mean(), 1.0)
+    message = "spacy_transformers.layers.trfs2arrays.forward is no longer its layer's forward: see spacy_mtl/compat.py"
+    assert compat.layer_forward(layer) is compat.trfs2arrays_forward, message
+
+
 def test_set_pytorch_transformer_takes_a_model_and_a_transformer():
     import inspect
 

@@ -14,9 +14,10 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.data_classes import TransformerData
 from spacy_transformers.layers import TransformerListener
-from spacy_transformers.layers.trfs2arrays import forward as trfs2arrays_forward
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
+
+from ..compat import trfs2arrays_forward
 
 
 @registry.architectures("spacy_mtl.TransformerListener.v1")
