@@ -413,6 +413,24 @@ def test_predicted_logits_are_the_trained_layers_on_the_stacked_features(hidden_
     assert model.predict((tokvecs, [p[:0] for p in pairs])).shape == (0, 3)
 
 
+def test_scorer_layer_norm_at_inference_is_thincs():
+    """The relation scorer's LayerNorm runs through PyTorch at inference:
+    the same as thinc's LayerNorm, with trained (not initial) scale and shift."""
+    from thinc.api import LayerNorm
+
+    from spacy_mtl.ml.ner_re import _chain_leaves, _is_layer_norm, _layer_norm, build_span_pair_scorer
+
+    rng = numpy.random.default_rng(0)
+    X = rng.normal(2.0, 3.0, size=(50, 16)).astype("float32")
+    layer = LayerNorm(nI=16).initialize()
+    layer.set_param("G", rng.normal(size=16).astype("float32"))
+    layer.set_param("b", rng.normal(size=16).astype("float32"))
+    assert _is_layer_norm(layer)
+    numpy.testing.assert_allclose(_layer_norm(layer, X), layer.predict(X), rtol=1e-5, atol=1e-5)
+    scorer = build_span_pair_scorer(hidden_width=8, type_width=2, nO=3)
+    assert any(_is_layer_norm(leaf) for leaf in _chain_leaves(scorer.get_ref("scorer")))
+
+
 def _random_pairs(rng, n_tokens: int, n_pairs: int, n_types: int) -> numpy.ndarray:
     """Pairs of spans of 1 to 3 tokens anywhere in the doc, overlapping or
     not, of random types (type 0 included)."""
