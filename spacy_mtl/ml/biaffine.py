@@ -120,7 +120,6 @@ def _products_by_head(per_head: torch.Tensor, dep: torch.Tensor, of_token: torch
     if not len(rest):
         return products.index_select(0, cells)
     extra = torch.bmm(per_head.index_select(0, of_token[rest]), dep.index_select(0, rest)[:, :, None]).squeeze(-1)
-    cells = cells.clone()
     cells[rest] = products.shape[0] + torch.arange(len(rest), device=dep.device)
     return torch.cat([products, extra]).index_select(0, cells)
 
