@@ -565,3 +565,25 @@ def test_a_long_documents_pairs_are_scored_in_bounded_chunks(trained, monkeypatc
     assert max(n_pairs for _, n_pairs in calls) <= 50
     assert max(n_tokens for n_tokens, _ in calls) < len(doc) / 4
     numpy.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_row_sum_in_one_pass_is_the_sum_of_gathered_rows():
+    """RowSum's one-pass sum on a CPU (embedding_bag) gives the gathered,
+    weighted rows added one table at a time, dense terms included."""
+    from spacy_mtl.ml.ner_re import RowSum
+
+    rng = numpy.random.default_rng(0)
+    tables = [rng.normal(size=(n, 5)).astype("float32") for n in (4, 7, 1)]
+    rows = [rng.integers(0, len(table), size=30) for table in tables]
+    weights = [None, rng.normal(size=30).astype("float32"), None]
+    dense = rng.normal(size=(30, 5)).astype("float32")
+    expected = dense + sum(t[r] * (1.0 if w is None else w[:, None]) for t, r, w in zip(tables, rows, weights))
+    terms = RowSum(NumpyOps(), 30)
+    for table, table_rows, table_weights in zip(tables, rows, weights):
+        terms.add_rows(table, table_rows, table_weights)
+    terms.add(dense)
+    numpy.testing.assert_allclose(terms.total(), expected, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(terms._gathered() + dense, expected, rtol=1e-5, atol=1e-6)
+    only_dense = RowSum(NumpyOps(), 30)
+    only_dense.add(dense)
+    numpy.testing.assert_array_equal(only_dense.total(), dense)
