@@ -11,7 +11,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.api import CupyOps, get_current_ops
 
-from .inputs import load_pipeline, read_docbin, read_text_lines
+from .inputs import InputError, load_pipeline, read_docbin, read_text_lines
 
 
 def load_texts(path: Path, n_words: int) -> List[str]:
@@ -110,6 +110,45 @@ def benchmark(
         "runs": n_runs,
         "words_per_second": [round(speed, 1) for speed in speeds],
         "median_words_per_second": round(statistics.median(speeds), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        **device_info(),
+    }
+
+
+def benchmark_beside_transformer(
+    model: Path, texts: List[str], *, batch_size: int = 64, n_runs: int = 3, warmup_texts: Optional[int] = None
+) -> Dict:
+    """The pipeline and its transformer alone (the same loaded weights),
+    timed in turn, run after run, so both see the same state of the machine:
+    on a shared machine two benchmarks minutes apart can differ by a tenth,
+    as much as the heads cost. Reports both speeds, the pipeline's speed as
+    a share of its transformer's (median over the runs) and what the other
+    components cost per word (median of the runs' differences)."""
+    nlp = load_pipeline(model)
+    if "transformer" not in nlp.pipe_names:
+        raise InputError(f"{model}: no component named 'transformer' to time the pipeline beside")
+    n_words = words_in(list(nlp.tokenizer.pipe(texts)))
+    if warmup_texts is None:
+        warmup_texts = len(texts) if on_gpu() else 64
+    whole, alone = [], []
+    for run in range(n_runs + 1):
+        texts_of_run = texts[:warmup_texts] if run == 0 else texts
+        seconds = time_pipelines([nlp], texts_of_run, batch_size)
+        with nlp.select_pipes(enable=["transformer"]):
+            seconds_alone = time_pipelines([nlp], texts_of_run, batch_size)
+        if run:
+            whole.append(seconds)
+            alone.append(seconds_alone)
+    return {
+        "model": str(model),
+        "components": nlp.pipe_names,
+        "words": n_words,
+        "batch_size": batch_size,
+        "runs": n_runs,
+        "words_per_second": [round(n_words / s, 1) for s in whole],
+        "transformer_words_per_second": [round(n_words / s, 1) for s in alone],
+        "median_share_of_transformer": round(statistics.median(a / w for w, a in zip(whole, alone)), 3),
+        "other_components_us_per_word": round(1e6 * statistics.median(w - a for w, a in zip(whole, alone)) / n_words, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         **device_info(),
     }

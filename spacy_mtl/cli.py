@@ -2,7 +2,7 @@
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Optional
 
 import typer
 from wasabi import msg
@@ -126,23 +126,27 @@ def benchmark_command(
     batch_size: int = typer.Option(64, help="Texts per batch"),
     runs: int = typer.Option(3, help="Timed runs after the warm-up; the median is reported"),
     transformer_only: bool = typer.Option(False, help="Run only the transformer of each pipeline"),
+    beside_transformer: bool = typer.Option(
+        False, help="Time one pipeline and its transformer alone in turn, run after run, and report the ratio"
+    ),
     output: Path = typer.Option(None, "--output", "-o", help="Write the results as JSON here"),
     gpu_id: int = typer.Option(-1, help="GPU to use (-1: CPU)"),
 ) -> None:
     """Inference words per second (median of several runs after a warm-up)
     and peak resident memory of one pipeline, or several in sequence; on a
-    GPU also the peak GPU memory."""
+    GPU also the peak GPU memory. With --beside-transformer, one pipeline
+    and its transformer alone, timed in turn."""
     import json
-
-    import spacy
-    from thinc.api import set_gpu_allocator
 
     from .benchmark import benchmark, load_texts
 
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-        # CuPy's arrays then come from PyTorch's pool: one peak covers both.
-        set_gpu_allocator("pytorch")
+    if beside_transformer:
+        if transformer_only or len(models) != 1:
+            msg.fail("--beside-transformer times one pipeline beside its own transformer",
+                     "Give one pipeline, without --transformer-only", exits=1)
+        _benchmark_beside_transformer(models[0], data, n_words, batch_size, runs, output, gpu_id)
+        return
+    _use_gpu(gpu_id)
     with user_errors():
         texts = load_texts(data, n_words)
         msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs")
@@ -152,6 +156,43 @@ def benchmark_command(
          ("words/s (runs)", ", ".join(map(str, result["words_per_second"]))), ("peak RSS (MB)", result["peak_rss_mb"]),
          ("device", result["device"])]
         + ([("peak GPU memory (MB)", result["peak_gpu_memory_mb"])] if "peak_gpu_memory_mb" in result else []),
+    )
+    if output is not None:
+        with user_errors():
+            write_text(output, json.dumps(result, indent=2) + "\n")
+        msg.good(f"Wrote {output}")
+
+
+def _use_gpu(gpu_id: int) -> None:
+    if gpu_id < 0:
+        return
+    import spacy
+    from thinc.api import set_gpu_allocator
+
+    spacy.require_gpu(gpu_id)
+    # CuPy's arrays then come from PyTorch's pool: one peak covers both.
+    set_gpu_allocator("pytorch")
+
+
+def _benchmark_beside_transformer(
+    model: Path, data: Path, n_words: int, batch_size: int, runs: int, output: Optional[Path], gpu_id: int
+) -> None:
+    import json
+
+    from .benchmark import benchmark_beside_transformer, load_texts
+
+    _use_gpu(gpu_id)
+    with user_errors():
+        texts = load_texts(data, n_words)
+        msg.info(f"{len(texts)} texts, batch size {batch_size}, {runs} runs of the pipeline and its transformer in turn")
+        result = benchmark_beside_transformer(model, texts, batch_size=batch_size, n_runs=runs)
+    msg.table(
+        [("words", result["words"]),
+         ("pipeline words/s (runs)", ", ".join(map(str, result["words_per_second"]))),
+         ("transformer words/s (runs)", ", ".join(map(str, result["transformer_words_per_second"]))),
+         ("pipeline / transformer (median)", result["median_share_of_transformer"]),
+         ("other components, µs/word (median)", result["other_components_us_per_word"]),
+         ("peak RSS (MB)", result["peak_rss_mb"]), ("device", result["device"])]
     )
     if output is not None:
         with user_errors():

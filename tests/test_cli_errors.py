@@ -23,6 +23,7 @@ def files(tmp_path_factory):
         (root / "empty_slu" / name).write_text("")
     (root / "not_docbin.spacy").write_text("plain text, not a DocBin")
     (root / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (root / "texts.txt").write_text("hello world\n")
     nlp = spacy.blank("en")
     nlp.to_disk(root / "blank")
     DocBin().to_disk(root / "no_docs.spacy")
@@ -58,6 +59,10 @@ MISTAKES = {
     "benchmark {root}/blank --data {root}/missing.txt -o {root}/out.json": "missing.txt: file not found",
     "benchmark {root}/blank --data {root}/not_docbin.spacy -o {root}/out.json": "not_docbin.spacy: not a .spacy (DocBin) file",
     "benchmark {root}/missing_model --data {root}/latin1.txt -o {root}/out.json": "latin1.txt: not UTF-8 text",
+    "benchmark {root}/blank --beside-transformer --data {root}/texts.txt -o {root}/out.json":
+        "blank: no component named 'transformer'",
+    "benchmark {root}/blank {root}/blank --beside-transformer --data {root}/texts.txt -o {root}/out.json":
+        "times one pipeline beside its own transformer",
     "render {root}/missing_model hello {root}/out.html": "missing_model: no such pipeline",
     "render {root}/blank {root}/not_docbin.spacy {root}/out.html": "not_docbin.spacy: not a .spacy (DocBin) file",
     "render {root}/damaged_config hello {root}/out.html": "damaged_config/config.cfg: damaged config",

@@ -146,6 +146,32 @@ def test_cli_benchmark_reports_speed_and_memory(saved_pipeline, snips_docs, tmp_
     assert report["components"] == [["transformer", "slot_intent"]] * 2
 
 
+def test_cli_benchmark_beside_transformer_times_both_in_turn(saved_pipeline, snips_docs, tmp_path):
+    """--beside-transformer times the pipeline and its transformer alone run
+    after run: both speeds per run, the pipeline's share of its transformer's
+    speed (below 1 by what slot_intent costs, within noise) and that cost."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(doc.text for doc in snips_docs))
+    out = tmp_path / "ratio.json"
+    args = ["benchmark", str(saved_pipeline), "--beside-transformer", "--data", str(data), "--n-words", "300",
+            "--runs", "3", "--output", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["components"] == ["transformer", "slot_intent"] and report["runs"] == 3
+    assert len(report["words_per_second"]) == len(report["transformer_words_per_second"]) == 3
+    shares = sorted(a / b for a, b in zip(report["words_per_second"], report["transformer_words_per_second"]))
+    assert report["median_share_of_transformer"] == pytest.approx(shares[1], abs=1e-3)
+    assert 0 < report["median_share_of_transformer"] < 1.5 and report["device"] == "cpu"
+    assert isinstance(report["other_components_us_per_word"], float)
+
+
 # Entry-point group in setup.cfg -> spaCy registry.
 ENTRY_POINT_GROUPS = {
     "spacy_architectures": "architectures",
