@@ -4,7 +4,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -47,6 +47,16 @@ def time_pipelines(pipelines: Sequence[Language], texts: List[str], batch_size: 
     return time.perf_counter() - start
 
 
+def warmup(texts: List[str], n_texts: Optional[int]) -> List[str]:
+    """The warm-up's texts: n_texts of them; by default 64 on a CPU and all
+    of them on a GPU, where each batch shape met for the first time costs
+    the choice of its kernels (with 64 texts, the first timed run was up to
+    four times slower than the others)."""
+    if n_texts is None:
+        n_texts = len(texts) if on_gpu() else 64
+    return texts[:n_texts]
+
+
 def on_gpu() -> bool:
     return isinstance(get_current_ops(), CupyOps)
 
@@ -86,20 +96,14 @@ def benchmark(
     transformer_only: bool = False,
 ) -> Dict:
     """Words per second of the pipelines run one after another on the same
-    texts (median of n_runs after a warm-up), and the process's peak memory.
-
-    The warm-up runs warmup_texts texts; by default 64 on a CPU and all of
-    them on a GPU, where each batch shape met for the first time costs the
-    choice of its kernels (with 64 texts, the first timed run was up to four
-    times slower than the others)."""
+    texts (median of n_runs after a warm-up of warmup_texts texts, see
+    `warmup`), and the process's peak memory."""
     pipelines = [load_pipeline(model) for model in models]
     if transformer_only:
         for nlp in pipelines:
             nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "transformer"])
     n_words = words_in(list(pipelines[0].tokenizer.pipe(texts)))
-    if warmup_texts is None:
-        warmup_texts = len(texts) if on_gpu() else 64
-    time_pipelines(pipelines, texts[:warmup_texts], batch_size)
+    time_pipelines(pipelines, warmup(texts, warmup_texts), batch_size)
     seconds = [time_pipelines(pipelines, texts, batch_size) for _ in range(n_runs)]
     speeds = [n_words / s for s in seconds]
     return {
@@ -128,17 +132,14 @@ def benchmark_beside_transformer(
     if "transformer" not in nlp.pipe_names:
         raise InputError(f"{model}: no component named 'transformer' to time the pipeline beside")
     n_words = words_in(list(nlp.tokenizer.pipe(texts)))
-    if warmup_texts is None:
-        warmup_texts = len(texts) if on_gpu() else 64
-    whole, alone = [], []
-    for run in range(n_runs + 1):
-        texts_of_run = texts[:warmup_texts] if run == 0 else texts
+
+    def whole_then_alone(texts_of_run: List[str]) -> Tuple[float, float]:
         seconds = time_pipelines([nlp], texts_of_run, batch_size)
         with nlp.select_pipes(enable=["transformer"]):
-            seconds_alone = time_pipelines([nlp], texts_of_run, batch_size)
-        if run:
-            whole.append(seconds)
-            alone.append(seconds_alone)
+            return seconds, time_pipelines([nlp], texts_of_run, batch_size)
+
+    whole_then_alone(warmup(texts, warmup_texts))
+    whole, alone = zip(*(whole_then_alone(texts) for _ in range(n_runs)))
     return {
         "model": str(model),
         "components": nlp.pipe_names,

@@ -1,8 +1,9 @@
 """The `spacy-mtl` command line (also `python -m spacy_mtl`)."""
+import json
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import typer
 from wasabi import msg
@@ -87,8 +88,6 @@ def evaluate_command(
     (slot_f, intent_acc, sent_acc, ents_f, rel_micro_f, rel_macro_f,
     rel_boundaries_f, tag_acc, pos_acc, chunk_f, dep_uas, dep_las, ...), on
     the gold tokenization. Prints a table; --output writes JSON."""
-    import json
-
     import spacy
 
     from .evaluate import describe_unknown_labels, score_pipeline, unknown_gold_labels
@@ -113,9 +112,7 @@ def evaluate_command(
             "model": str(model), "data": str(data), "n_docs": len(references), "scores": scores,
             "unknown_gold_labels": unknown,
         }
-        with user_errors():
-            write_text(output, json.dumps(result, indent=2) + "\n")
-        msg.good(f"Wrote {output}")
+        _write_report(output, result)
 
 
 @app.command("benchmark")
@@ -136,8 +133,6 @@ def benchmark_command(
     and peak resident memory of one pipeline, or several in sequence; on a
     GPU also the peak GPU memory. With --beside-transformer, one pipeline
     and its transformer alone, timed in turn."""
-    import json
-
     from .benchmark import benchmark, load_texts
 
     if beside_transformer:
@@ -157,10 +152,16 @@ def benchmark_command(
          ("device", result["device"])]
         + ([("peak GPU memory (MB)", result["peak_gpu_memory_mb"])] if "peak_gpu_memory_mb" in result else []),
     )
-    if output is not None:
-        with user_errors():
-            write_text(output, json.dumps(result, indent=2) + "\n")
-        msg.good(f"Wrote {output}")
+    _write_report(output, result)
+
+
+def _write_report(output: Optional[Path], result: Dict) -> None:
+    """The result as JSON at output, if given."""
+    if output is None:
+        return
+    with user_errors():
+        write_text(output, json.dumps(result, indent=2) + "\n")
+    msg.good(f"Wrote {output}")
 
 
 def _use_gpu(gpu_id: int) -> None:
@@ -177,8 +178,6 @@ def _use_gpu(gpu_id: int) -> None:
 def _benchmark_beside_transformer(
     model: Path, data: Path, n_words: int, batch_size: int, runs: int, output: Optional[Path], gpu_id: int
 ) -> None:
-    import json
-
     from .benchmark import benchmark_beside_transformer, load_texts
 
     _use_gpu(gpu_id)
@@ -194,10 +193,7 @@ def _benchmark_beside_transformer(
          ("other components, µs/word (median)", result["other_components_us_per_word"]),
          ("peak RSS (MB)", result["peak_rss_mb"]), ("device", result["device"])]
     )
-    if output is not None:
-        with user_errors():
-            write_text(output, json.dumps(result, indent=2) + "\n")
-        msg.good(f"Wrote {output}")
+    _write_report(output, result)
 
 
 @app.command("validate")
@@ -319,8 +315,6 @@ def affinity_command(
     gradients at the transformer, and the partition of the heads into groups
     with the most affinity within them. Config overrides as for spacy train
     (--paths.train ...)."""
-    import json
-
     from spacy.cli._util import parse_config_overrides
     from tqdm import tqdm
 
