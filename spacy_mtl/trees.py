@@ -135,7 +135,7 @@ def _tree_scores(scores: numpy.ndarray, heads: numpy.ndarray, real: numpy.ndarra
 
 def _doublings(n_nodes: int) -> int:
     """Pointer doublings that follow any path of n_nodes nodes to its end."""
-    return max(1, int(numpy.ceil(numpy.log2(max(n_nodes, 2)))))
+    return max(1, (max(n_nodes, 2) - 1).bit_length())  # ceil(log2(n_nodes))
 
 
 def _spanning_trees(scores: numpy.ndarray, real: numpy.ndarray) -> numpy.ndarray:
@@ -177,21 +177,20 @@ def _mask_impossible_arcs(scores: numpy.ndarray, real: numpy.ndarray) -> None:
 
 class _GroupGraph:
     """scores[s, a, b]: the best arc into group a from group b, each group
-    named by its smallest node; dependents[s, a, b] and heads[s, a, b] the
-    original nodes of that arc. best[s, a]: group a's best head group;
+    named by its smallest node; arcs[s, a, b] the original nodes of that arc
+    (dependent * nodes + head). best[s, a]: group a's best head group;
     group_of[s, v]: node v's group."""
 
     def __init__(self, scores: numpy.ndarray):
         n_segments, n_nodes, _ = scores.shape
-        nodes = numpy.arange(n_nodes, dtype="int32")
+        nodes = numpy.arange(n_nodes, dtype="int64")
+        self.n_nodes = n_nodes
         self.scores = scores
-        self.dependents = numpy.broadcast_to(nodes[None, :, None], scores.shape).copy()
-        self.heads = numpy.broadcast_to(nodes[None, None, :], scores.shape).copy()
+        self.arcs = numpy.broadcast_to(nodes[:, None] * n_nodes + nodes[None, :], scores.shape).copy()
         self.best = scores.argmax(axis=2)
-        self.group_of = numpy.broadcast_to(numpy.arange(n_nodes), (n_segments, n_nodes)).copy()
-
-    def tables(self):
-        return self.scores, self.dependents, self.heads
+        self.identity = numpy.tile(nodes, (n_segments, 1))  # every node its own group
+        self.group_of = self.identity.copy()
+        self.rows_of = numpy.arange(n_segments)[:, None]
 
     def contract(self, active: numpy.ndarray, cycles: numpy.ndarray) -> "_Contraction":
         """Contract the cycles of the active segments, as _cycle_leaders
@@ -203,82 +202,70 @@ class _GroupGraph:
         segments, members, leaders = segments[order], members[order], leaders[order]
         layout = _CycleLayout(segments * cycles.shape[1] + leaders)
         cycle_heads = self.best[segments, members]
-        contraction = _Contraction(
-            segments, members, layout.starts,
-            self.dependents[segments, members, cycle_heads], self.heads[segments, members, cycle_heads],
-            self.group_of.copy(),
-        )
+        contraction = _Contraction(segments, members, layout.starts, self.arcs[segments, members, cycle_heads], self.group_of.copy())
         cycle_segments, cycle_groups = segments[layout.starts], leaders[layout.starts]
         # Rows first, so that the columns of a cycle see the rows of another
         # contracted beside it.
-        entering = self.scores[segments, members] - self.scores[segments, members, cycle_heads][:, None]
-        rows = _best_by_cycle(entering, layout, self.dependents[segments, members], self.heads[segments, members])
-        for table, values in zip(self.tables(), rows):
-            table[cycle_segments, cycle_groups, :] = values
-        columns = _best_by_cycle(
-            self.scores[segments, :, members], layout, self.dependents[segments, :, members], self.heads[segments, :, members]
-        )
-        for table, values in zip(self.tables(), columns):
-            table[cycle_segments, :, cycle_groups] = values
+        rows = self.scores[segments, members]
+        entering = rows - rows[numpy.arange(len(rows)), cycle_heads][:, None]
+        values, arcs = _best_by_cycle(entering, layout, self.arcs[segments, members])
+        self.scores[cycle_segments, cycle_groups, :] = values
+        self.arcs[cycle_segments, cycle_groups, :] = arcs
+        values, arcs = _best_by_cycle(self.scores[segments, :, members], layout, self.arcs[segments, :, members])
+        self.scores[cycle_segments, :, cycle_groups] = values
+        self.arcs[cycle_segments, :, cycle_groups] = arcs
         absorbed = members != leaders
-        self.scores[segments[absorbed], members[absorbed], :] = NEG_INF
-        self.scores[segments[absorbed], :, members[absorbed]] = NEG_INF
+        absorbed_segments, absorbed_members = segments[absorbed], members[absorbed]
+        self.scores[absorbed_segments, absorbed_members, :] = NEG_INF
+        self.scores[absorbed_segments, :, absorbed_members] = NEG_INF
         self.scores[cycle_segments, cycle_groups, cycle_groups] = NEG_INF
-        merged_into = numpy.broadcast_to(numpy.arange(cycles.shape[1]), self.best.shape).copy()
+        merged_into = self.identity.copy()
         merged_into[segments, members] = leaders
-        rows_of = numpy.arange(len(self.best))[:, None]
         # A group headed by a cycle's group keeps that arc, now to the cycle.
-        self.best = merged_into[rows_of, self.best]
-        self.best[segments[absorbed], members[absorbed]] = 0
+        self.best = merged_into[self.rows_of, self.best]
+        self.best[absorbed_segments, absorbed_members] = 0
         self.best[cycle_segments, cycle_groups] = self.scores[cycle_segments, cycle_groups].argmax(axis=1)
-        self.group_of = merged_into[rows_of, self.group_of]
+        self.group_of = merged_into[self.rows_of, self.group_of]
         return contraction
 
     def unroll(self, contractions: List["_Contraction"]) -> numpy.ndarray:
         """Each node's head. From the last contraction back, the arc a
         cycle's group takes goes to the group it enters; every other group
         of the cycle keeps its cycle arc."""
-        rows_of = numpy.arange(len(self.best))[:, None]
-        groups = numpy.arange(self.best.shape[1])
-        dependents = self.dependents[rows_of, groups, self.best]
-        heads = self.heads[rows_of, groups, self.best]
+        arcs = self.arcs[self.rows_of, numpy.arange(self.n_nodes), self.best]
         for c in reversed(contractions):
             cycle_segments, cycle_groups = c.segments[c.starts], c.members[c.starts]
-            entering_dependents = dependents[cycle_segments, cycle_groups]
-            entering_heads = heads[cycle_segments, cycle_groups]
-            dependents[c.segments, c.members] = c.cycle_dependents
-            heads[c.segments, c.members] = c.cycle_heads
-            entered = c.group_of[cycle_segments, entering_dependents]
-            dependents[cycle_segments, entered] = entering_dependents
-            heads[cycle_segments, entered] = entering_heads
-        return heads.astype(numpy.intp)
+            entering = arcs[cycle_segments, cycle_groups]
+            arcs[c.segments, c.members] = c.cycle_arcs
+            arcs[cycle_segments, c.group_of[cycle_segments, entering // self.n_nodes]] = entering
+        return (arcs % self.n_nodes).astype(numpy.intp)
 
 
 class _Contraction(NamedTuple):
     segments: numpy.ndarray  # of each group on a cycle, cycle by cycle
     members: numpy.ndarray  # the groups on a cycle
     starts: numpy.ndarray  # where each cycle begins; its first member leads it
-    cycle_dependents: numpy.ndarray  # each member's cycle arc
-    cycle_heads: numpy.ndarray
+    cycle_arcs: numpy.ndarray  # each member's cycle arc
     group_of: numpy.ndarray  # each node's group before the contraction
 
 
-def _best_by_cycle(values, cycles: "_CycleLayout", dependents: numpy.ndarray, heads: numpy.ndarray):
+def _best_by_cycle(values: numpy.ndarray, cycles: "_CycleLayout", arcs: numpy.ndarray):
     """Per cycle and column, the best of its members' rows (the first
     member among equals), with the arc's original nodes."""
     stacked = numpy.full((cycles.n_cycles, cycles.longest, values.shape[1]), NEG_INF)
     stacked[cycles.cycle_of, cycles.position] = values
-    winner = stacked.argmax(axis=1)
-    member = cycles.starts[:, None] + winner
+    member = cycles.starts[:, None] + stacked.argmax(axis=1)
     columns = numpy.arange(values.shape[1])
-    return values[member, columns], dependents[member, columns], heads[member, columns]
+    return values[member, columns], arcs[member, columns]
 
 
 class _CycleLayout:
     """Members sorted by cycle: each member's cycle and place in it."""
 
     def __init__(self, keys: numpy.ndarray):
-        first = numpy.r_[True, keys[1:] != keys[:-1]]
+        first = numpy.empty(len(keys), dtype=bool)
+        first[:1] = True
+        numpy.not_equal(keys[1:], keys[:-1], out=first[1:])
         self.starts = numpy.flatnonzero(first)
         self.cycle_of = numpy.cumsum(first) - 1
         self.position = numpy.arange(len(keys)) - self.starts[self.cycle_of]

@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..compat import pytorch_wrapper_forward
 from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
 from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
-from .casing import segment_casing_ids, token_casing_classes
+from .casing import SENTENCE_START, token_casing_classes
 from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
 
@@ -185,22 +185,12 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     tokvecs, bp_tokvecs = model.get_ref("tok2vec")(docs, is_train)
     segments = doc_segments(docs, model.attrs["max_segment_length"])
     ops = model.ops
-    n_tokens = max([end - start for _, start, end in segments], default=0)
-    width = model.attrs["input_width"]
-    X = ops.alloc3f(len(segments), n_tokens, width)  # on the model's device
-    lengths = numpy.zeros(len(segments), dtype="int32")
-    heads = numpy.full((len(segments), n_tokens), -1, dtype="int64")
-    casing = numpy.zeros((len(segments), n_tokens), dtype="int64")
-    # A pipeline saved before casing existed stores a spec without it.
-    with_casing = model.attrs["spec"].get("casing_width", 0) > 0
-    doc_classes = [token_casing_classes(doc) for doc in docs] if with_casing else []
-    for s, (i, start, end) in enumerate(segments):
-        X[s, : end - start] = tokvecs[i][start:end]
-        lengths[s] = end - start
-        if with_casing:
-            casing[s, : end - start] = segment_casing_ids(doc_classes[i], start, end)
-        if gold_heads is not None and gold_heads[i] is not None:
-            heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
+    lengths = numpy.asarray([end - start for _, start, end in segments], dtype="int32")
+    # The segments cover each doc in order: the docs' vectors, stacked, are
+    # the segments' tokens in order (the heads read them packed, unpadded).
+    X = ops.xp.concatenate([vecs for vecs in tokvecs if len(vecs)] or [ops.alloc2f(0, model.attrs["input_width"])])
+    heads = _padded_segment_heads(segments, lengths, gold_heads)
+    casing = _packed_casing(docs, segments, lengths, model.attrs["spec"])
     heads_layer = model.get_ref(HEADS_LAYER)
     if is_train:
         outputs, bp_heads = heads_layer((X, lengths, heads, casing), is_train)
@@ -209,12 +199,35 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> List[Doc]:
         dX = bp_heads(d_outputs)
-        d_tokvecs = [ops.alloc2f(*vecs.shape) for vecs in tokvecs]
-        for s, (i, start, end) in enumerate(segments):
-            d_tokvecs[i][start:end] = dX[s, : end - start]
+        d_tokvecs, start = [], 0
+        for vecs in tokvecs:
+            d_tokvecs.append(dX[start : start + len(vecs)] if len(vecs) else ops.alloc2f(*vecs.shape))
+            start += len(vecs)
         return bp_tokvecs(d_tokvecs)
 
     return (outputs, segments), backprop
+
+
+def _padded_segment_heads(segments: List[Segment], lengths: numpy.ndarray, gold_heads) -> numpy.ndarray:
+    """(segments, longest segment) parser columns of the given heads, -1 where unknown."""
+    heads = numpy.full((len(segments), int(lengths.max(initial=0))), -1, dtype="int64")
+    if gold_heads is not None:
+        for s, (i, start, end) in enumerate(segments):
+            if gold_heads[i] is not None:
+                heads[s, : end - start] = _segment_heads(gold_heads[i][start:end], start, end)
+    return heads
+
+
+def _packed_casing(docs: Sequence[Doc], segments: List[Segment], lengths: numpy.ndarray, spec: dict) -> numpy.ndarray:
+    """Casing class of every token of the segments, in order, each
+    segment's first token a sentence start; zeros when the heads read no
+    casing (a pipeline saved before casing existed stores a spec without it)."""
+    n_tokens = int(lengths.sum())
+    if spec.get("casing_width", 0) <= 0:
+        return numpy.zeros(n_tokens, dtype="int64")
+    casing = numpy.concatenate([token_casing_classes(doc) for doc in docs] + [numpy.zeros(0, dtype="int32")]).astype("int64")
+    casing[numpy.cumsum(lengths) - lengths] += SENTENCE_START
+    return casing
 
 
 # Real tokens the heads score in one pass at inference: a long document's
@@ -226,7 +239,7 @@ def _predict_in_passes(heads_layer: Model, ops, inputs) -> Dict[str, numpy.ndarr
     """The heads' outputs for every segment, from runs of consecutive
     segments of at most MAX_PASS_TOKENS real tokens (one run for a usual
     batch), joined along the segments."""
-    lengths = inputs[1]
+    X, lengths, heads, casing = inputs
     ends = numpy.cumsum(lengths)
     cuts, start = [], 0
     while start < len(lengths):
@@ -235,7 +248,10 @@ def _predict_in_passes(heads_layer: Model, ops, inputs) -> Dict[str, numpy.ndarr
         start = stop
     if len(cuts) <= 1:
         return heads_layer(inputs, is_train=False)[0]
-    parts = [heads_layer(tuple(array[start:stop] for array in inputs), is_train=False)[0] for start, stop in cuts]
+    parts = []
+    for start, stop in cuts:
+        tokens = slice(int(ends[start] - lengths[start]), int(ends[stop - 1]))
+        parts.append(heads_layer((X[tokens], lengths[start:stop], heads[start:stop], casing[tokens]), is_train=False)[0])
     return {name: ops.xp.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 

@@ -53,11 +53,12 @@ class CascadeHeads(torch.nn.Module):
                 self.heads[level] = Tagger(n_in, hidden_width, n_labels[level], dropout)
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor, heads: torch.Tensor, casing: torch.Tensor) -> Dict[str, torch.Tensor]:
-        mask = torch.arange(X.shape[1], device=X.device)[None, :] < lengths[:, None]
-        # The heads run on the real tokens only: short sentences padded to the
-        # longest of a batch are mostly padding.
-        X = X[mask]
-        shared = [self.casing(casing[mask]).to(X.dtype)] if self.casing is not None else []
+        """X (tokens, width) and casing (tokens,): the segments' real tokens,
+        packed in order (short sentences padded to the longest of a batch
+        would be mostly padding); lengths (segments,); heads (segments,
+        longest segment), -1 where unknown. Scores come out padded."""
+        mask = torch.arange(heads.shape[1], device=X.device)[None, :] < lengths[:, None]
+        shared = [self.casing(casing).to(X.dtype)] if self.casing is not None else []
         outputs: Dict[str, torch.Tensor] = {}
         soft_labels: Dict[str, torch.Tensor] = {}
         for level in self.levels:

@@ -4,7 +4,8 @@ unless they are given them beside the encoder's output.
 
 The casing classes are computed here for every head that reads them: the
 WithCasing layer (thinc, around any tok2vec) embeds those of each doc, the
-cascade's heads (one PyTorch module) those of each segment."""
+cascade's heads (one PyTorch module) those of its segments' tokens, each
+segment's first token counted as a sentence start."""
 from functools import lru_cache
 from typing import Callable, List, Tuple
 
@@ -51,16 +52,6 @@ def doc_casing_ids(doc: Doc) -> numpy.ndarray:
         starts = doc.to_array(SENT_START) == 1 if doc.has_annotation("SENT_START") else numpy.zeros(len(doc), bool)
         starts[0] = True
         ids[starts] += SENTENCE_START
-    return ids
-
-
-def segment_casing_ids(doc_classes: numpy.ndarray, start: int, end: int) -> numpy.ndarray:
-    """Casing class per token of a segment (a sentence, or a window of a doc
-    without boundaries) from its doc's token_casing_classes, its first token
-    counted as a sentence start."""
-    ids = doc_classes[start:end].copy()
-    if len(ids):
-        ids[0] += SENTENCE_START
     return ids
 
 
