@@ -10,7 +10,7 @@ to the longest of each: a round of the algorithm is a few array operations
 over a whole stack, so a stack costs about the same number of numpy calls
 however many segments it holds. Padding nodes hang from the root and head
 nothing."""
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy
 
@@ -68,8 +68,29 @@ def decode_trees(scores: numpy.ndarray, lengths: Sequence[int]) -> numpy.ndarray
     0 beyond each length. Segments of similar length are decoded together
     (groups of at least MIN_GROUP, their lengths within 1.5x + 8 of the
     shortest), so that short ones are not padded to the longest."""
+    scores = numpy.asarray(scores)
+    return _decode_in_groups(lengths, scores.shape[1], lambda group, size: scores[group, :size, :size])
+
+
+def decode_dependent_rows(arcs: numpy.ndarray, lengths: Sequence[int]) -> numpy.ndarray:
+    """decode_trees of scores given without the root's row (which no tree
+    uses): arcs (segments, n, n + 1), arcs[s, d - 1, h] the score of node h
+    heading word d. Each group's matrices are built at its own size, so a
+    batch padded to its longest segment is never copied whole."""
+
+    def stack(group: numpy.ndarray, size: int) -> numpy.ndarray:
+        square = numpy.zeros((len(group), size, size))
+        square[:, 1:] = arcs[group, : size - 1, :size]
+        return square
+
+    return _decode_in_groups(lengths, arcs.shape[1] + 1, stack)
+
+
+def _decode_in_groups(lengths: Sequence[int], n_nodes: int, stack: Callable[[numpy.ndarray, int], numpy.ndarray]) -> numpy.ndarray:
+    """Decode segments in groups of similar length; stack(group, size) gives
+    the group's (segments, size, size) score matrices."""
     lengths = numpy.asarray(lengths, dtype=numpy.intp)
-    heads = numpy.zeros(numpy.shape(scores)[:2], dtype=numpy.intp)
+    heads = numpy.zeros((len(lengths), n_nodes), dtype=numpy.intp)
     order = numpy.argsort(lengths, kind="stable")
     start = 0
     while start < len(order):
@@ -79,7 +100,7 @@ def decode_trees(scores: numpy.ndarray, lengths: Sequence[int]) -> numpy.ndarray
             end += 1
         group = order[start:end]
         size = lengths[group].max() + 1
-        heads[group, :size] = _decode_stack(numpy.asarray(scores)[group, :size, :size], lengths[group])
+        heads[group, :size] = _decode_stack(stack(group, size), lengths[group])
         start = end
     return heads
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_mtl.trees import chu_liu_edmonds, decode_tree, decode_trees, find_cycle, tree_score
+from spacy_mtl.trees import chu_liu_edmonds, decode_dependent_rows, decode_tree, decode_trees, find_cycle, tree_score
 
 
 def score_matrices(max_words: int):
@@ -151,3 +151,15 @@ def test_segments_of_many_lengths_are_decoded_as_alone():
     decoded = decode_trees(stack, lengths)
     for heads, scores, length in zip(decoded, stack, lengths):
         assert heads.tolist() == decode_tree(scores[: length + 1, : length + 1]).tolist() + [0] * (60 - length)
+
+
+def test_scores_without_the_root_row_decode_as_the_square_matrices():
+    """The parser's (segments, n, n + 1) arc scores, padded to the longest
+    segment, give the trees of the square matrices, whatever the root's
+    row holds."""
+    rng = numpy.random.default_rng(2)
+    lengths = rng.integers(0, 40, size=70)
+    arcs = rng.normal(size=(70, 40, 41)).astype("float32") + 2 * rng.normal(size=(70, 1, 41)).astype("float32")
+    square = numpy.full((70, 41, 41), 1e4)
+    square[:, 1:] = arcs
+    assert decode_dependent_rows(arcs, lengths).tolist() == decode_trees(square, lengths).tolist()

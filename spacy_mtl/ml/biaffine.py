@@ -3,10 +3,9 @@ between every dependent and every head of a segment, and label scores of each
 dependent with the head it is given."""
 from typing import Dict
 
-import numpy
 import torch
 
-from ..trees import decode_trees
+from ..trees import decode_dependent_rows
 from .torch_util import MASKED_SCORE, mlp, unpack
 
 # Outputs with a gradient, in the order the backward pass passes them.
@@ -70,8 +69,8 @@ class BiaffineParser(torch.nn.Module):
             return heads
         # One transfer off the device, and all the batch's trees decoded at once.
         decoding = torch.nonzero(missing.any(dim=1)).flatten()
-        scores = _square_scores(arcs[decoding].detach().float().cpu().numpy())
-        trees = decode_trees(scores, mask[decoding].sum(dim=1).tolist())[:, 1:]
+        scores = arcs[decoding].detach().float().cpu().numpy()
+        trees = decode_dependent_rows(scores, mask[decoding].sum(dim=1).tolist())[:, 1:]
         trees = torch.as_tensor(trees, dtype=heads.dtype, device=heads.device)
         heads[decoding] = torch.where(missing[decoding], trees, heads[decoding])
         return heads
@@ -122,11 +121,3 @@ def _products_by_head(per_head: torch.Tensor, dep: torch.Tensor, of_token: torch
     extra = torch.bmm(per_head.index_select(0, of_token[rest]), dep.index_select(0, rest)[:, :, None]).squeeze(-1)
     cells[rest] = products.shape[0] + torch.arange(len(rest), device=dep.device)
     return torch.cat([products, extra]).index_select(0, cells)
-
-
-def _square_scores(arcs: numpy.ndarray) -> numpy.ndarray:
-    """Segments' arc scores (segments, n, n + 1) as the (n + 1, n + 1)
-    matrices of decode_trees, the root's row masked."""
-    square = numpy.full((len(arcs), arcs.shape[1] + 1, arcs.shape[2]), MASKED_SCORE, dtype="float64")
-    square[:, 1:] = arcs
-    return square
