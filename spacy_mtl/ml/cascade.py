@@ -4,8 +4,8 @@ level reading a chosen encoder layer or a learned mix of layers, and the soft
 label embeddings p(labels) @ E of the levels below it (Hashimoto et al. 2017).
 
 The heads (cascade_heads.py, one PyTorch module) run on sentence segments:
-every level sees the padded (segments, tokens, features) batch, so the
-parser's arc scores are (tokens x tokens) per sentence, never per document."""
+the taggers read the segments' tokens packed, the parser scores arcs
+(tokens x tokens) per sentence, never per document."""
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy
