@@ -190,7 +190,7 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     # the segments' tokens in order (the heads read them packed, unpadded).
     X = ops.xp.concatenate([vecs for vecs in tokvecs if len(vecs)] or [ops.alloc2f(0, model.attrs["input_width"])])
     heads = _padded_segment_heads(segments, lengths, gold_heads)
-    casing = _packed_casing(docs, segments, lengths, model.attrs["spec"])
+    casing = _packed_casing(docs, lengths, model.attrs["spec"])
     heads_layer = model.get_ref(HEADS_LAYER)
     if is_train:
         outputs, bp_heads = heads_layer((X, lengths, heads, casing), is_train)
@@ -218,7 +218,7 @@ def _padded_segment_heads(segments: List[Segment], lengths: numpy.ndarray, gold_
     return heads
 
 
-def _packed_casing(docs: Sequence[Doc], segments: List[Segment], lengths: numpy.ndarray, spec: dict) -> numpy.ndarray:
+def _packed_casing(docs: Sequence[Doc], lengths: numpy.ndarray, spec: dict) -> numpy.ndarray:
     """Casing class of every token of the segments, in order, each
     segment's first token a sentence start; zeros when the heads read no
     casing (a pipeline saved before casing existed stores a spec without it)."""
