@@ -7,7 +7,8 @@ from spacy.tokens import Doc
 from thinc.api import Adam
 
 from pipelines import TRF_MODEL, examples_for, train, update
-from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, casing_class
+from spacy_mtl.ml.cascade import _packed_casing, doc_segments
+from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, SENTENCE_START, TITLE, UPPER, casing_class
 from spacy_mtl.trees import find_cycle
 from spacy_mtl.training.corpus import remove_annotation
 
@@ -123,6 +124,22 @@ def test_trains_with_and_without_label_feeding(cascade_bert, cascade_docs, feedi
 ])
 def test_casing_class(text, expected):
     assert casing_class(text) == expected
+
+
+def test_the_casing_of_packed_segments_marks_each_segment_start():
+    """Sentences, a long sentence cut in two, and a doc without boundaries:
+    the first token of each segment counts as a sentence start."""
+    vocab = spacy.blank("en").vocab
+    with_sents = Doc(vocab, words=["We", "saw", "IBM", "there", "Then", "left", "."], sent_starts=[1, 0, 0, 0, 1, 0, 0])
+    without = Doc(vocab, words=["apple", "Pie", "."])
+    docs = [with_sents, Doc(vocab, words=[]), without]
+    segments = doc_segments(docs, max_length=3)
+    assert segments == [(0, 0, 3), (0, 3, 4), (0, 4, 7), (2, 0, 3)]
+    lengths = numpy.asarray([end - start for _, start, end in segments])
+    start = SENTENCE_START
+    expected = [TITLE + start, LOWER, UPPER, LOWER + start, TITLE + start, LOWER, NO_LETTERS, LOWER + start, TITLE, NO_LETTERS]
+    assert _packed_casing(docs, lengths, {"casing_width": 8}).tolist() == expected
+    assert _packed_casing(docs, lengths, {}).tolist() == [0] * len(expected)
 
 
 def casing_docs(vocab) -> list:
