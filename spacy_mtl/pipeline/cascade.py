@@ -238,13 +238,16 @@ class Cascade(MultiTaskPipe):
         if PARSER_KIND in self.levels:
             attrs.extend([HEAD, DEP])
             values.extend(self._tree_values(outputs, segments))
-        arrays = [numpy.zeros((len(doc), len(attrs)), dtype="uint64") for doc in docs]
-        for s, (i, start, end) in enumerate(segments):
-            for column, segment_values in enumerate(values):
-                arrays[i][start:end, column] = segment_values[s, : end - start]
-        for doc, array in zip(docs, arrays):
-            if len(doc) and attrs:
-                doc.from_array(attrs, array)
+        if attrs:
+            # The segments cover each doc in order: their real tokens, packed,
+            # are the docs' tokens one doc after another.
+            lengths = numpy.asarray([end - start for _, start, end in segments])
+            real = numpy.arange(values[0].shape[1])[None, :] < lengths[:, None]
+            packed = numpy.stack([segment_values[real] for segment_values in values], axis=1)
+            doc_ends = numpy.cumsum([len(doc) for doc in docs])[:-1]
+            for doc, array in zip(docs, numpy.split(packed, doc_ends)):
+                if len(doc):
+                    doc.from_array(attrs, numpy.ascontiguousarray(array))
         if "chunk" in self.levels:
             chunks = self._decode_chunks(outputs, segments)
             for i, doc in enumerate(docs):
