@@ -19,10 +19,11 @@ from ..compat import pytorch_wrapper_forward
 from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
 from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
 from .casing import SENTENCE_START, token_casing_classes
+from .heads import split_by_doc
 from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
 
-__all__ = ["ARC_SCORES", "DEP_LABEL_SCORES", "USED_HEADS", "PARSER_KIND", "build_cascade_model", "build_heads_layer"]
+__all__ = ["ARC_SCORES", "DEP_LABEL_SCORES", "USED_HEADS", "PARSER_KIND", "build_cascade_model", "build_heads_layer", "segment_lengths"]
 
 HEADS_LAYER = "heads"
 
@@ -185,7 +186,7 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
     tokvecs, bp_tokvecs = model.get_ref("tok2vec")(docs, is_train)
     segments = doc_segments(docs, model.attrs["max_segment_length"])
     ops = model.ops
-    lengths = numpy.asarray([end - start for _, start, end in segments], dtype="int32")
+    lengths = segment_lengths(segments)
     # The segments cover each doc in order: the docs' vectors, stacked, are
     # the segments' tokens in order (the heads read them packed, unpadded).
     X = ops.xp.concatenate([vecs for vecs in tokvecs if len(vecs)] or [ops.alloc2f(0, model.attrs["input_width"])])
@@ -198,14 +199,15 @@ def _cascade_forward(model: Model, inputs, is_train: bool):
         outputs = _predict_in_passes(heads_layer, ops, (X, lengths, heads, casing))
 
     def backprop(d_outputs: Dict[str, numpy.ndarray]) -> List[Doc]:
-        dX = bp_heads(d_outputs)
-        d_tokvecs, start = [], 0
-        for vecs in tokvecs:
-            d_tokvecs.append(dX[start : start + len(vecs)] if len(vecs) else ops.alloc2f(*vecs.shape))
-            start += len(vecs)
-        return bp_tokvecs(d_tokvecs)
+        # An empty doc's vectors may be (0, 0): its gradient takes their shape.
+        d_docs = split_by_doc(ops.xp, bp_heads(d_outputs), tokvecs)
+        return bp_tokvecs([d if len(vecs) else ops.alloc2f(*vecs.shape) for d, vecs in zip(d_docs, tokvecs)])
 
     return (outputs, segments), backprop
+
+
+def segment_lengths(segments: List[Segment]) -> numpy.ndarray:
+    return numpy.asarray([end - start for _, start, end in segments], dtype="int32")
 
 
 def _padded_segment_heads(segments: List[Segment], lengths: numpy.ndarray, gold_heads) -> numpy.ndarray:

@@ -18,8 +18,9 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from ..names import CHUNKS_KEY, ROOT_LABEL
-from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer
+from ..ml.cascade import ARC_SCORES, DEP_LABEL_SCORES, PARSER_KIND, USED_HEADS, build_heads_layer, segment_lengths
 from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans, bio_transitions, spans_to_bio
+from ..ml.heads import split_by_doc
 from ..ml.ops import use_torch_blas
 from ..scoring import score_cascade
 from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
@@ -241,13 +242,11 @@ class Cascade(MultiTaskPipe):
         if attrs:
             # The segments cover each doc in order: their real tokens, packed,
             # are the docs' tokens one doc after another.
-            lengths = numpy.asarray([end - start for _, start, end in segments])
-            real = numpy.arange(values[0].shape[1])[None, :] < lengths[:, None]
+            real = numpy.arange(values[0].shape[1])[None, :] < segment_lengths(segments)[:, None]
             packed = numpy.stack([segment_values[real] for segment_values in values], axis=1)
-            doc_ends = numpy.cumsum([len(doc) for doc in docs])[:-1]
-            for doc, array in zip(docs, numpy.split(packed, doc_ends)):
+            for doc, array in zip(docs, split_by_doc(numpy, packed, docs)):
                 if len(doc):
-                    doc.from_array(attrs, numpy.ascontiguousarray(array))
+                    doc.from_array(attrs, array)
         if "chunk" in self.levels:
             chunks = self._decode_chunks(outputs, segments)
             for i, doc in enumerate(docs):
