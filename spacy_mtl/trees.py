@@ -77,13 +77,24 @@ def decode_dependent_rows(arcs: numpy.ndarray, lengths: Sequence[int]) -> numpy.
     uses): arcs (segments, n, n + 1), arcs[s, d - 1, h] the score of node h
     heading word d. Each group's matrices are built at its own size, so a
     batch padded to its longest segment is never copied whole."""
+    return decode_dependent_groups(lengths, arcs.shape[1] + 1, lambda group, size: arcs[group, : size - 1, :size])
+
+
+def decode_dependent_groups(
+    lengths: Sequence[int], n_nodes: int, dependent_rows: Callable[[numpy.ndarray, int], numpy.ndarray]
+) -> numpy.ndarray:
+    """decode_dependent_rows of scores computed one group at a time:
+    dependent_rows(group, size) gives the (segments, size - 1, size) rows
+    of the group's segments (indices into lengths), padded to size nodes.
+    A caller never needs the scores of a whole batch padded to its longest
+    segment."""
 
     def stack(group: numpy.ndarray, size: int) -> numpy.ndarray:
         square = numpy.zeros((len(group), size, size))
-        square[:, 1:] = arcs[group, : size - 1, :size]
+        square[:, 1:] = dependent_rows(group, size)
         return square
 
-    return _decode_in_groups(lengths, arcs.shape[1] + 1, stack)
+    return _decode_in_groups(lengths, n_nodes, stack)
 
 
 def _decode_in_groups(lengths: Sequence[int], n_nodes: int, stack: Callable[[numpy.ndarray, int], numpy.ndarray]) -> numpy.ndarray:

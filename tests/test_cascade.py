@@ -365,3 +365,35 @@ def test_label_scores_are_the_same_in_training_and_in_inference(monkeypatch, hea
     expected.backward(d_scores)
     for found, tensor in zip(gradients, (dep, weight, heads)):
         torch.testing.assert_close(found, tensor.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_inference_trees_are_those_of_the_padded_arc_scores():
+    """At inference the parser scores the arcs of each group of segments of
+    similar length at that group's size: its trees must be those decoded
+    from the whole batch's arc scores, padded to the longest segment, as
+    training computes them; heads given stay as given."""
+    import torch
+
+    from spacy_mtl.ml.biaffine import ARC_SCORES, USED_HEADS, BiaffineParser
+    from spacy_mtl.trees import decode_dependent_rows
+
+    torch.manual_seed(0)
+    parser = BiaffineParser(n_in=24, arc_width=16, label_width=8, n_labels=3, dropout=0.0)
+    torch.nn.init.normal_(parser.arc_weight)
+    # Short and long segments: several groups, most padded in the batch.
+    lengths = torch.tensor([2, 70, 5, 1, 33, 9] * 12)
+    mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
+    X = torch.randn(int(lengths.sum()), 24)
+    heads = torch.full(mask.shape, -1)
+    heads[1, :3] = torch.tensor([0, 1, 1])
+    parser.train()
+    with torch.no_grad():
+        arcs = parser(X, mask, heads)[ARC_SCORES]
+    parser.eval()
+    with torch.no_grad():
+        outputs = parser(X, mask, heads)
+    assert ARC_SCORES not in outputs
+    expected = torch.as_tensor(decode_dependent_rows(arcs.numpy(), lengths.tolist())[:, 1:])
+    expected[1, :3] = torch.tensor([0, 1, 1])
+    assert torch.equal(outputs[USED_HEADS][mask], expected[mask])
+    assert find_cycle(numpy.r_[0, outputs[USED_HEADS][4, :33].numpy()]) is None

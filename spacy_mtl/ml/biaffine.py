@@ -3,9 +3,10 @@ between every dependent and every head of a segment, and label scores of each
 dependent with the head it is given."""
 from typing import Dict
 
+import numpy
 import torch
 
-from ..trees import decode_dependent_rows
+from ..trees import decode_dependent_groups
 from .torch_util import MASKED_SCORE, mlp, unpack
 
 # Outputs with a gradient, in the order the backward pass passes them.
@@ -13,8 +14,9 @@ ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS = "arcs", "dep_labels", "used_heads"
 
 
 class BiaffineParser(torch.nn.Module):
-    """Arc scores (segments, dependents, 1 + heads), column 0 the root, and
-    label scores of each dependent with the head it is given."""
+    """Arc scores (segments, dependents, 1 + heads), column 0 the root, or
+    at inference the decoded trees, and label scores of each dependent with
+    the head it is given."""
 
     def __init__(self, n_in: int, arc_width: int, label_width: int, n_labels: int, dropout: float):
         super().__init__()
@@ -28,21 +30,22 @@ class BiaffineParser(torch.nn.Module):
 
     def forward(self, X: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> Dict[str, torch.Tensor]:
         """X: the real tokens of the segments, packed (tokens, width); mask
-        (segments, positions) says where they sit. Scores come out padded."""
-        n_segments, n_tokens = mask.shape
+        (segments, positions) says where they sit. Scores come out padded;
+        arc scores only in training, where the loss reads them: inference
+        scores the arcs of each group of segments of similar length as it
+        decodes their trees."""
         root = self.root.to(X.dtype)
         # Two matrix products, the first over the real tokens only (a padded
-        # batch is mostly padding); einsum's three-way contraction is slower on a CPU.
-        dep = unpack(self.arc_dep(X) @ self.arc_weight.to(X.dtype), mask)
-        head = torch.cat([self.arc_head(root).expand(n_segments, 1, -1), unpack(self.arc_head(X), mask)], dim=1)
-        arcs = torch.bmm(dep, head.transpose(1, 2))
-        arcs = arcs + (head @ self.arc_head_bias.to(X.dtype))[:, None, :]
-        candidates = torch.cat([mask.new_ones(n_segments, 1), mask], dim=1)
-        self_loops = torch.zeros(n_tokens, n_tokens + 1, dtype=torch.bool, device=X.device)
-        self_loops[:, 1:] = torch.eye(n_tokens, dtype=torch.bool, device=X.device)
-        allowed = candidates[:, None, :] & ~self_loops[None]
-        arcs = arcs.masked_fill(~allowed, MASKED_SCORE)
-        heads = self._fill_heads(arcs, mask, heads)
+        # batch is mostly padding); einsum's three-way contraction is slower
+        # on a CPU. (This order of the layers keeps dropout's draws.)
+        dep = self.arc_dep(X) @ self.arc_weight.to(X.dtype)
+        root_head, head = self.arc_head(root), self.arc_head(X)
+        outputs = {}
+        if self.training:
+            outputs[ARC_SCORES] = self._padded_arcs(dep, root_head, head, mask)
+            heads = self._best_heads(outputs[ARC_SCORES], mask, heads)
+        else:
+            heads = self._decoded_heads(dep, root_head, head, mask, heads)
         # Label scores only at real tokens: with the head each one is given,
         # found among the packed tokens (row 0 the root).
         label_heads = torch.cat([self.label_head(root)[None], self.label_head(X)])
@@ -55,22 +58,63 @@ class BiaffineParser(torch.nn.Module):
         label_dep, label_head = self.label_dep(X), label_heads.index_select(0, rows)
         labels = _label_bilinear(label_dep, self.label_weight.to(X.dtype), label_heads, rows)
         labels = labels + self.label_linear(torch.cat([label_dep, label_head], dim=-1))
-        return {ARC_SCORES: arcs, DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads}
+        outputs.update({DEP_LABEL_SCORES: unpack(labels, mask), USED_HEADS: heads})
+        return outputs
 
-    def _fill_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
-        """Given heads where known; elsewhere the decoded tree (inference) or
-        the best-scoring head (training, where those tokens carry no loss)."""
+    def _arcs(self, dep: torch.Tensor, head: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(segments, positions, 1 + positions) arc scores of padded
+        dependents and heads (head row 0 the root); impossible arcs (to
+        padding, self loops) get MASKED_SCORE."""
+        n_segments, n_positions = dep.shape[:2]
+        arcs = torch.bmm(dep, head.transpose(1, 2))
+        arcs = arcs + (head @ self.arc_head_bias.to(dep.dtype))[:, None, :]
+        positions = torch.arange(n_positions, device=dep.device)
+        candidates = torch.cat([lengths.new_ones(n_segments, 1, dtype=torch.bool), positions[None, :] < lengths[:, None]], dim=1)
+        self_loops = torch.zeros(n_positions, n_positions + 1, dtype=torch.bool, device=dep.device)
+        self_loops[:, 1:] = torch.eye(n_positions, dtype=torch.bool, device=dep.device)
+        return arcs.masked_fill(~(candidates[:, None, :] & ~self_loops[None]), MASKED_SCORE)
+
+    def _padded_arcs(self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        heads = torch.cat([root_head.expand(mask.shape[0], 1, -1), unpack(head, mask)], dim=1)
+        return self._arcs(unpack(dep, mask), heads, mask.sum(dim=1))
+
+    def _best_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """Given heads where known, the best-scoring head elsewhere (those
+        tokens carry no loss)."""
         missing = (heads < 0) & mask
         if not bool(missing.any()):
             return heads
         heads = heads.clone()
-        if self.training:
-            heads[missing] = arcs.argmax(dim=-1)[missing]
+        heads[missing] = arcs.argmax(dim=-1)[missing]
+        return heads
+
+    def _decoded_heads(
+        self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor
+    ) -> torch.Tensor:
+        """Given heads where known, the decoded tree elsewhere. The arcs of
+        each group of segments the decoder takes together are scored at the
+        group's own size, and come off the device once per group."""
+        missing = (heads < 0) & mask
+        if not bool(missing.any()):
             return heads
-        # One transfer off the device, and all the batch's trees decoded at once.
+        lengths = mask.sum(dim=1)
+        offsets = torch.cumsum(lengths, dim=0) - lengths
+        padding = len(dep)  # a zero row after the packed tokens
+        dep = torch.cat([dep, dep.new_zeros(1, dep.shape[1])])
+        head = torch.cat([head, head.new_zeros(1, head.shape[1])])
         decoding = torch.nonzero(missing.any(dim=1)).flatten()
-        scores = arcs[decoding].detach().float().cpu().numpy()
-        trees = decode_dependent_rows(scores, mask[decoding].sum(dim=1).tolist())[:, 1:]
+
+        def dependent_rows(group: numpy.ndarray, size: int) -> numpy.ndarray:
+            segments = decoding[torch.as_tensor(group, device=dep.device)]
+            positions = torch.arange(size - 1, device=dep.device)
+            real = positions[None, :] < lengths[segments][:, None]
+            rows = torch.where(real, offsets[segments][:, None] + positions, padding).flatten()
+            group_dep = dep.index_select(0, rows).view(len(group), size - 1, -1)
+            group_head = torch.cat([root_head.expand(len(group), 1, -1), head.index_select(0, rows).view(len(group), size - 1, -1)], dim=1)
+            return self._arcs(group_dep, group_head, lengths[segments]).float().cpu().numpy()
+
+        trees = decode_dependent_groups(lengths[decoding].tolist(), mask.shape[1] + 1, dependent_rows)[:, 1:]
+        heads = heads.clone()
         trees = torch.as_tensor(trees, dtype=heads.dtype, device=heads.device)
         heads[decoding] = torch.where(missing[decoding], trees, heads[decoding])
         return heads
