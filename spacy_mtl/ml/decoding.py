@@ -123,70 +123,78 @@ def _allowed(paths: numpy.ndarray, lengths: numpy.ndarray, can_start, can_follow
 
 
 def _viterbi(log_probs: Sequence[numpy.ndarray], lengths: numpy.ndarray, can_start, can_follow, can_end) -> List[List[int]]:
-    """The search, over sequences none of which is empty."""
+    """The search, over sequences none of which is empty. The forward pass
+    keeps each step's path scores and no backpointers: going back, each
+    sequence's best previous tag is looked up for its one current tag."""
     # Longest first, so the sequences running at step t are the first n_running[t].
     order = numpy.argsort(-lengths, kind="stable")
     lengths = lengths[order]
-    n_running = (lengths[None, :] > numpy.arange(lengths[0])[:, None]).sum(axis=1)
-    padded = numpy.zeros((len(lengths), lengths[0], len(can_start)), dtype="float64")
+    n_steps, n_tags = int(lengths[0]), len(can_start)
+    n_running = (lengths[None, :] > numpy.arange(n_steps)[:, None]).sum(axis=1)
+    # Time-major, so that a step's running sequences are contiguous rows.
+    emissions = numpy.zeros((n_steps, len(lengths), n_tags), dtype="float64")
     for row, index in enumerate(order):
-        padded[row, : lengths[row]] = log_probs[index]
-    step = _ViterbiStep(can_follow)
-    score = numpy.where(can_start, padded[:, 0], -numpy.inf)
-    backpointers = numpy.zeros(padded.shape, dtype=numpy.int64)
-    for t in range(1, lengths[0]):
+        emissions[: lengths[row], row] = log_probs[index]
+    may_follow = numpy.ascontiguousarray(can_follow, dtype=bool)
+    best_previous = _best_previous(may_follow.tobytes(), n_tags)
+    scores = numpy.empty_like(emissions)
+    scores[0] = numpy.where(can_start, emissions[0], -numpy.inf)
+    for t in range(1, n_steps):
         n = n_running[t]
-        best, backpointers[:n, t] = step(score[:n])
-        score[:n] = best + padded[:n, t]
+        best_previous(scores[t - 1, :n], out=scores[t, :n])
+        scores[t, :n] += emissions[t, :n]
+    last = scores[lengths - 1, numpy.arange(len(lengths))]
     if can_end is not None:
-        score = numpy.where(can_end, score, -numpy.inf)
-    current = score.argmax(axis=1)
-    paths = numpy.zeros(padded.shape[:2], dtype=numpy.int64)
-    for t in range(lengths[0] - 1, -1, -1):
+        last = numpy.where(can_end, last, -numpy.inf)
+    current = last.argmax(axis=1)
+    paths = numpy.zeros((n_steps, len(lengths)), dtype=numpy.int64)
+    may_precede = may_follow.T  # [tag, previous tag]
+    for t in range(n_steps - 1, -1, -1):
         n = n_running[t]
-        paths[:n, t] = current[:n]
+        paths[t, :n] = current[:n]
         if t:
-            current[:n] = backpointers[numpy.arange(n), t, current[:n]]
+            # argmax takes the first of equal scores, as the forward maximum does.
+            current[:n] = numpy.where(may_precede[current[:n]], scores[t - 1, :n], -numpy.inf).argmax(axis=1)
     result: List[List[int]] = [[] for _ in log_probs]
     for row, index in enumerate(order):
-        result[index] = paths[row, : lengths[row]].tolist()
+        result[index] = paths[: lengths[row], row].tolist()
     return result
 
 
-class _ViterbiStep:
-    """The best previous tag of every tag. Tags that may follow any tag (O
-    and B-x in BIO) share one maximum; the others look only at the few tags
-    they may follow, so a step costs O(tags) rather than O(tags^2)."""
+class _BestPrevious:
+    """The score of the best previous tag of every tag, among those it may
+    follow. Tags that may follow any tag (O and B-x in BIO) share one
+    maximum; the others look only at the few tags they may follow, so a
+    step costs O(tags) rather than O(tags^2)."""
 
     def __init__(self, can_follow: numpy.ndarray):
         allowed = can_follow.T  # [tag, previous tag]
         self.restricted = numpy.flatnonzero(~allowed.all(axis=1))
         previous = [numpy.flatnonzero(allowed[tag]) for tag in self.restricted]
         width = max([len(tags) for tags in previous] + [1])
-        # Rows padded with their first tag: argmax takes the first of equal
-        # values, so a repeat never wins. A tag no tag may precede keeps 0.
-        self.previous = numpy.zeros((len(previous), width), dtype=numpy.int64)
-        for row, tags in enumerate(previous):
+        # (width, restricted tags): a tag's column repeats its first
+        # previous tag (a repeat never changes a maximum); a tag no tag may
+        # precede keeps 0 and is set to -inf.
+        self.previous = numpy.zeros((width, len(previous)), dtype=numpy.int64)
+        for column, tags in enumerate(previous):
             if len(tags):
-                self.previous[row] = tags[0]
-                self.previous[row, : len(tags)] = tags
+                self.previous[:, column] = tags[0]
+                self.previous[: len(tags), column] = tags
         self.unreachable = self.restricted[[not len(tags) for tags in previous]]
-        self.rows = numpy.arange(len(previous))
 
-    def __call__(self, score: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """score (sequences, tags) -> best score reaching each tag, and from which tag."""
-        argmax = score.argmax(axis=1)
-        best = numpy.empty_like(score)
-        best[:] = score.max(axis=1)[:, None]
-        backpointers = numpy.empty(score.shape, dtype=numpy.int64)
-        backpointers[:] = argmax[:, None]
+    def __call__(self, score: numpy.ndarray, out: numpy.ndarray) -> None:
+        """score (sequences, tags) -> out: the best score reaching each tag."""
+        out[:] = score.max(axis=1)[:, None]
         if len(self.restricted):
-            candidates = score[:, self.previous]
-            choice = candidates.argmax(axis=2)
-            best[:, self.restricted] = candidates.max(axis=2)
-            backpointers[:, self.restricted] = self.previous[self.rows, choice]
-            best[:, self.unreachable] = -numpy.inf
-        return best, backpointers
+            out[:, self.restricted] = score[:, self.previous].max(axis=1)
+        if len(self.unreachable):
+            out[:, self.unreachable] = -numpy.inf
+
+
+@lru_cache(maxsize=64)
+def _best_previous(can_follow: bytes, n_tags: int) -> _BestPrevious:
+    """_BestPrevious of a transition mask, built once per tag set."""
+    return _BestPrevious(numpy.frombuffer(can_follow, dtype=bool).reshape(n_tags, n_tags))
 
 
 def bio_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
