@@ -8,7 +8,7 @@ from thinc.api import Adam
 
 from pipelines import TRF_MODEL, examples_for, train, update
 from spacy_mtl.ml.cascade import _packed_casing, doc_segments
-from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, SENTENCE_START, TITLE, UPPER, casing_class
+from spacy_mtl.ml.casing import LOWER, MIXED, NO_LETTERS, SENTENCE_START, TITLE, UPPER, casing_class, docs_casing_ids
 from spacy_mtl.trees import find_cycle
 from spacy_mtl.training.corpus import remove_annotation
 
@@ -141,6 +141,23 @@ def test_the_casing_of_packed_segments_marks_each_segment_start():
     assert _packed_casing(docs, lengths, {"casing_width": 8}).tolist() == expected
     assert _packed_casing(docs, lengths, {}).tolist() == [0] * len(expected)
 
+
+
+def test_the_casing_ids_of_a_batch_mark_each_doc_and_sentence_start():
+    """The casing ids of WithCasing: a batch's docs, one with sentence
+    boundaries and an empty one, each start a sentence; a word repeated
+    across docs keeps its class."""
+    vocab = spacy.blank("en").vocab
+    docs = [
+        Doc(vocab, words=["We", "saw", "IBM", "Then", "IBM", "left"], sent_starts=[1, 0, 0, 1, 0, 0]),
+        Doc(vocab, words=[]),
+        Doc(vocab, words=["IBM", "iPhone", "1999"]),
+    ]
+    start = SENTENCE_START
+    assert [ids.tolist() for ids in docs_casing_ids(docs)] == [
+        [TITLE + start, LOWER, UPPER, TITLE + start, UPPER, LOWER], [], [UPPER + start, MIXED, NO_LETTERS],
+    ]
+    assert docs_casing_ids([]) == []
 
 def casing_docs(vocab) -> list:
     """Pairs of sentences that differ only in the case of one word, tagged

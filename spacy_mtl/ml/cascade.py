@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..compat import pytorch_wrapper_forward
 from .biaffine import ARC_SCORES, DEP_LABEL_SCORES, USED_HEADS
 from .cascade_heads import LEVEL_KINDS, PARSER_KIND, CascadeHeads
-from .casing import SENTENCE_START, token_casing_classes
+from .casing import SENTENCE_START, docs_casing_classes
 from .heads import split_by_doc
 from .layer_mix import LAYER_MIX
 from .optimizers import ScaledOptimizer
@@ -227,7 +227,7 @@ def _packed_casing(docs: Sequence[Doc], lengths: numpy.ndarray, spec: dict) -> n
     n_tokens = int(lengths.sum())
     if spec.get("casing_width", 0) <= 0:
         return numpy.zeros(n_tokens, dtype="int64")
-    casing = numpy.concatenate([token_casing_classes(doc) for doc in docs] + [numpy.zeros(0, dtype="int32")]).astype("int64")
+    casing = docs_casing_classes(docs).astype("int64")
     casing[numpy.cumsum(lengths) - lengths] += SENTENCE_START
     return casing
 

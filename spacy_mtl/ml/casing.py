@@ -7,7 +7,7 @@ WithCasing layer (thinc, around any tok2vec) embeds those of each doc, the
 cascade's heads (one PyTorch module) those of its segments' tokens, each
 segment's first token counted as a sentence start."""
 from functools import lru_cache
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy
 from spacy.attrs import ORTH, SENT_START
@@ -37,22 +37,33 @@ def casing_class(text: str) -> int:
     return MIXED
 
 
-def token_casing_classes(doc: Doc) -> numpy.ndarray:
-    """Casing class per token, through the string ids (no Token objects)."""
-    strings = doc.vocab.strings
-    orths = doc.to_array(ORTH).tolist()
-    return numpy.fromiter((casing_class(strings[orth]) for orth in orths), dtype="int32", count=len(orths))
+def docs_casing_classes(docs: Sequence[Doc]) -> numpy.ndarray:
+    """Casing class of every token of the docs, one doc after another,
+    through the string ids (no Token objects). A batch repeats most of its
+    words: each distinct one is classed once."""
+    if not docs:
+        return numpy.zeros(0, dtype="int32")
+    strings = docs[0].vocab.strings
+    if any(doc.vocab.strings is not strings for doc in docs):
+        return numpy.concatenate([docs_casing_classes([doc]) for doc in docs])
+    distinct, index = numpy.unique(numpy.concatenate([doc.to_array(ORTH) for doc in docs]), return_inverse=True)
+    classes = numpy.fromiter((casing_class(strings[orth]) for orth in distinct.tolist()), dtype="int32", count=len(distinct))
+    return classes[index.reshape(-1)]
 
 
-def doc_casing_ids(doc: Doc) -> numpy.ndarray:
-    """Casing class per token, shifted by SENTENCE_START where a sentence
-    starts (the first token, and others where the doc has boundaries)."""
-    ids = token_casing_classes(doc)
-    if len(doc):
-        starts = doc.to_array(SENT_START) == 1 if doc.has_annotation("SENT_START") else numpy.zeros(len(doc), bool)
-        starts[0] = True
-        ids[starts] += SENTENCE_START
-    return ids
+def docs_casing_ids(docs: Sequence[Doc]) -> List[numpy.ndarray]:
+    """Each doc's casing class per token, shifted by SENTENCE_START where a
+    sentence starts (the first token, and others where the doc has
+    boundaries)."""
+    ids = docs_casing_classes(docs)
+    lengths = numpy.asarray([len(doc) for doc in docs], dtype="int64")
+    offsets = numpy.cumsum(lengths) - lengths
+    ids[offsets[lengths > 0]] += SENTENCE_START
+    for doc, offset in zip(docs, offsets.tolist()):
+        if len(doc) and doc.has_annotation("SENT_START"):
+            starts = numpy.flatnonzero(doc.to_array(SENT_START)[1:] == 1) + 1
+            ids[offset + starts] += SENTENCE_START
+    return numpy.split(ids, offsets[1:]) if docs else []
 
 
 @registry.architectures("spacy_mtl.WithCasing.v1")
@@ -85,7 +96,7 @@ def _with_casing_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple
     tokvecs, bp_tokvecs = model.get_ref("tok2vec")(docs, is_train)
     E = model.get_param("E")
     width = E.shape[1]
-    ids: List[Ints1d] = [model.ops.asarray1i(doc_casing_ids(doc)) for doc in docs]
+    ids: List[Ints1d] = [model.ops.asarray1i(doc_ids) for doc_ids in docs_casing_ids(docs)]
     outputs = [model.ops.xp.hstack([vecs, E[doc_ids]]) for vecs, doc_ids in zip(tokvecs, ids)]
 
     def backprop(d_outputs: List[Floats2d]) -> List[Doc]:
