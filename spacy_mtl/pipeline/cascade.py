@@ -23,7 +23,7 @@ from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans
 from ..ml.heads import split_by_doc
 from ..ml.ops import use_torch_blas
 from ..scoring import score_cascade
-from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
 from .labels import initial_labels
 from .util import EPSILON, aligned_spans
 
@@ -249,8 +249,9 @@ class Cascade(MultiTaskPipe):
                     doc.from_array(attrs, array)
         if "chunk" in self.levels:
             chunks = self._decode_chunks(outputs, segments)
+            label_ids = LabelIds(self.vocab.strings)
             for i, doc in enumerate(docs):
-                doc.spans[self.cfg["chunks_key"]] = [Span(doc, s, e, label=label) for s, e, label in chunks.get(i, [])]
+                doc.spans[self.cfg["chunks_key"]] = [Span(doc, s, e, label=label_ids[label]) for s, e, label in chunks.get(i, [])]
 
     def _level_values(self, level: str, outputs, segments) -> numpy.ndarray:
         """(segments, tokens) array of the attribute ids of a tagging level."""

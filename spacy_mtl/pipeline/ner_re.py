@@ -17,7 +17,7 @@ from ..ml.ner_re import PAIR_COLUMNS
 from ..ml.ops import use_torch_blas
 from ..relations import has_relations_annotation, set_relation_rows
 from ..scoring import score_entities_relations
-from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
 from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -336,9 +336,10 @@ class NerRe(MultiTaskPipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions) -> None:
         entities, relations = predictions
+        label_ids = LabelIds(self.vocab.strings)
         for doc, ents, (pairs, probs) in zip(docs, entities, relations):
             if not self.cfg["relations_only"]:
-                doc.set_ents([Span(doc, s, e, label=label) for s, e, label in ents], default="outside")
+                doc.set_ents([Span(doc, s, e, label=label_ids[label]) for s, e, label in ents], default="outside")
             # Labels from the entities themselves: in relations_only mode they
             # may be types the model never saw.
             labels = {(start, end): label for start, end, label in ents}

@@ -16,7 +16,7 @@ from ..ml.heads import OUTPUT_LAYER
 from ..ml.ops import use_torch_blas
 from ..names import SLOTS_KEY
 from ..scoring import gold_intents, intent_label, score_slot_intent
-from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
 from .labels import initial_labels
 from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
@@ -227,10 +227,11 @@ class SlotIntent(MultiTaskPipe):
         log_probs = [numpy.log(probs + EPSILON) for probs in to_numpy_per_doc(self.model.ops, slot_probs)]
         paths = batch_constrained_viterbi(log_probs, *bio_transitions(tag_names))
         key = self.cfg["spans_key"]
+        label_ids = LabelIds(self.vocab.strings)
         for i, (doc, path) in enumerate(zip(docs, paths)):
             doc.cats.update(zip(self.intents, intent_probs[i].tolist()))
             tags = [tag_names[j] for j in path]
-            spans = [Span(doc, start, end, label=label) for start, end, label in bio_to_spans(tags)]
+            spans = [Span(doc, start, end, label=label_ids[label]) for start, end, label in bio_to_spans(tags)]
             doc.spans[key] = SpanGroup(doc, name=key, spans=spans)
 
     def losses_and_gradients(self, examples: List[Example], outputs):
