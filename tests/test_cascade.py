@@ -142,7 +142,6 @@ def test_the_casing_of_packed_segments_marks_each_segment_start():
     assert _packed_casing(docs, lengths, {}).tolist() == [0] * len(expected)
 
 
-
 def test_the_casing_ids_of_a_batch_mark_each_doc_and_sentence_start():
     """The casing ids of WithCasing: a batch's docs, one with sentence
     boundaries and an empty one, each start a sentence; a word repeated
@@ -158,6 +157,7 @@ def test_the_casing_ids_of_a_batch_mark_each_doc_and_sentence_start():
         [TITLE + start, LOWER, UPPER, TITLE + start, UPPER, LOWER], [], [UPPER + start, MIXED, NO_LETTERS],
     ]
     assert docs_casing_ids([]) == []
+
 
 def casing_docs(vocab) -> list:
     """Pairs of sentences that differ only in the case of one word, tagged

@@ -5,7 +5,6 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tupl
 
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
-from spacy.strings import StringStore
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
@@ -31,20 +30,6 @@ upstream = "*"
 @layers = "reduce_mean.v1"
 """
 
-
-
-class LabelIds(dict):
-    """Label strings to their string ids, each added to the string store
-    once: Span(doc, start, end, label=<str>) adds it once per span, which
-    costs more than the rest of building the span."""
-
-    def __init__(self, strings: StringStore):
-        super().__init__()
-        self.strings = strings
-
-    def __missing__(self, label: str) -> int:
-        self[label] = self.strings.add(label)
-        return self[label]
 
 class MultiTaskPipe(TrainablePipe):
     """Subclasses define `losses_and_gradients(examples, outputs)`: the loss

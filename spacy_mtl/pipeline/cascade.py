@@ -23,9 +23,9 @@ from ..ml.decoding import batch_constrained_viterbi, bio_tag_names, bio_to_spans
 from ..ml.heads import split_by_doc
 from ..ml.ops import use_torch_blas
 from ..scoring import score_cascade
-from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .labels import initial_labels
-from .util import EPSILON, aligned_spans
+from .util import EPSILON, LabelIds, aligned_spans
 
 default_model_config = """
 [model]

@@ -17,9 +17,9 @@ from ..ml.ner_re import PAIR_COLUMNS
 from ..ml.ops import use_torch_blas
 from ..relations import has_relations_annotation, set_relation_rows
 from ..scoring import score_entities_relations
-from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .labels import initial_labels
-from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
+from .util import EPSILON, LabelIds, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 # At most this many candidate pairs are scored in one call: a batch with more
 # is scored in groups of consecutive docs, a doc with more (a long document)

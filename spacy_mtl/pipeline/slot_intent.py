@@ -16,9 +16,9 @@ from ..ml.heads import OUTPUT_LAYER
 from ..ml.ops import use_torch_blas
 from ..names import SLOTS_KEY
 from ..scoring import gold_intents, intent_label, score_slot_intent
-from .base import TRANSFORMER_LISTENER_CONFIG, LabelIds, MultiTaskPipe
+from .base import TRANSFORMER_LISTENER_CONFIG, MultiTaskPipe
 from .labels import initial_labels
-from .util import EPSILON, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
+from .util import EPSILON, LabelIds, aligned_spans, softmax_per_doc, to_numpy_per_doc, token_cross_entropy
 
 default_model_config = """
 [model]

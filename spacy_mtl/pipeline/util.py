@@ -1,7 +1,8 @@
-"""Helpers shared by the components: gold alignment and token losses."""
+"""Helpers shared by the components: gold alignment, token losses and span labels."""
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy
+from spacy.strings import StringStore
 from spacy.tokens import Span
 from spacy.training import Example
 from thinc.api import Ops
@@ -10,6 +11,20 @@ from thinc.types import Floats2d
 from ..ml.heads import split_by_doc
 
 EPSILON = 1e-9
+
+
+class LabelIds(dict):
+    """Label strings to their string ids, each added to the string store
+    once: Span(doc, start, end, label=<str>) adds it once per span, which
+    costs more than the rest of building the span."""
+
+    def __init__(self, strings: StringStore):
+        super().__init__()
+        self.strings = strings
+
+    def __missing__(self, label: str) -> int:
+        self[label] = self.strings.add(label)
+        return self[label]
 
 
 def aligned_spans(eg: Example, spans: Iterable[Span]) -> List[Tuple[int, int, str]]:
