@@ -40,18 +40,20 @@ class BiaffineParser(torch.nn.Module):
         # on a CPU. (This order of the layers keeps dropout's draws.)
         dep = self.arc_dep(X) @ self.arc_weight.to(X.dtype)
         root_head, head = self.arc_head(root), self.arc_head(X)
+        # Each segment's length, and the packed row of its first token.
+        lengths = mask.sum(dim=1)
+        offsets = torch.cumsum(lengths, dim=0) - lengths
         outputs = {}
         if self.training:
-            outputs[ARC_SCORES] = self._padded_arcs(dep, root_head, head, mask)
+            outputs[ARC_SCORES] = self._padded_arcs(dep, root_head, head, mask, lengths)
             heads = self._best_heads(outputs[ARC_SCORES], mask, heads)
         else:
-            heads = self._decoded_heads(dep, root_head, head, mask, heads)
+            heads = self._decoded_heads(dep, root_head, head, mask, heads, lengths, offsets)
         # Label scores only at real tokens: with the head each one is given,
         # found among the packed tokens (row 0 the root).
         label_heads = torch.cat([self.label_head(root)[None], self.label_head(X)])
-        segment_offsets = torch.cumsum(mask.sum(dim=1), dim=0) - mask.sum(dim=1)
         columns = heads.clamp(min=0)
-        rows = torch.where(columns == 0, 0, segment_offsets[:, None] + columns)[mask]
+        rows = torch.where(columns == 0, 0, offsets[:, None] + columns)[mask]
         # Not label_heads[rows]: on the CPU, with several threads, its backward
         # adds up the gradients of tokens that share a head in a different
         # order each time, and training does not repeat itself.
@@ -74,9 +76,11 @@ class BiaffineParser(torch.nn.Module):
         self_loops[:, 1:] = torch.eye(n_positions, dtype=torch.bool, device=dep.device)
         return arcs.masked_fill(~(candidates[:, None, :] & ~self_loops[None]), MASKED_SCORE)
 
-    def _padded_arcs(self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _padded_arcs(
+        self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
         heads = torch.cat([root_head.expand(mask.shape[0], 1, -1), unpack(head, mask)], dim=1)
-        return self._arcs(unpack(dep, mask), heads, mask.sum(dim=1))
+        return self._arcs(unpack(dep, mask), heads, lengths)
 
     def _best_heads(self, arcs: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
         """Given heads where known, the best-scoring head elsewhere (those
@@ -89,16 +93,16 @@ class BiaffineParser(torch.nn.Module):
         return heads
 
     def _decoded_heads(
-        self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor
+        self, dep: torch.Tensor, root_head: torch.Tensor, head: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor,
+        lengths: torch.Tensor, offsets: torch.Tensor,
     ) -> torch.Tensor:
         """Given heads where known, the decoded tree elsewhere. The arcs of
         each group of segments the decoder takes together are scored at the
-        group's own size, and come off the device once per group."""
+        group's own size, and come off the device once per group. lengths
+        and offsets: each segment's, and the packed row of its first token."""
         missing = (heads < 0) & mask
         if not bool(missing.any()):
             return heads
-        lengths = mask.sum(dim=1)
-        offsets = torch.cumsum(lengths, dim=0) - lengths
         padding = len(dep)  # a zero row after the packed tokens
         dep = torch.cat([dep, dep.new_zeros(1, dep.shape[1])])
         head = torch.cat([head, head.new_zeros(1, head.shape[1])])
