@@ -49,6 +49,17 @@ def train(nlp, examples, n_epochs=25, learn_rate=0.003):
     return history
 
 
+def component_weights(component) -> List[numpy.ndarray]:
+    """Every parameter of a component, thinc's and PyTorch's, as copies on
+    the host (from a GPU too)."""
+    arrays = []
+    for node in component.model.walk():
+        arrays += [node.ops.to_numpy(node.get_param(name)).copy() for name in node.param_names if node.has_param(name)]
+        for shim in node.shims:
+            arrays += [p.detach().cpu().numpy().copy() for p in shim._model.parameters()]
+    return arrays
+
+
 def encoder_weights(nlp) -> numpy.ndarray:
     """The shared transformer's parameters, flattened (a copy)."""
     module = nlp.get_pipe("transformer").model.transformer

@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy.util import fix_random_seed
 
-from pipelines import TRF_MODEL, examples_for, update
+from pipelines import TRF_MODEL, component_weights, examples_for, update
 from spacy_mtl.affinity import best_grouping, check_every_head_has_gold, train_with_affinity
 from spacy_mtl.inputs import InputError
 
@@ -36,13 +36,7 @@ def toy_pipeline(tiny_bert, snips_docs):
 
 def weights_of(nlp) -> list:
     """Every parameter of every component, thinc's and PyTorch's (copies)."""
-    arrays = []
-    for _, component in nlp.pipeline:
-        for node in component.model.walk():
-            arrays += [numpy.array(node.get_param(name)) for name in node.param_names if node.has_param(name)]
-            for shim in node.shims:
-                arrays += [p.detach().numpy().copy() for p in shim._model.parameters()]
-    return arrays
+    return [array for _, component in nlp.pipeline for array in component_weights(component)]
 
 
 def test_a_head_helps_itself_and_a_random_task_helps_less(tiny_bert, snips_docs):
